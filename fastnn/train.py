@@ -1,0 +1,269 @@
+"""python -m fastnn.train: train a network on MNIST and report its accuracy on the test images.
+
+Run with --help for every flag. Each epoch prints one line; the end prints the test accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import cli
+from .data import resolve_data
+from .errors import FastnnError
+from .model import ACTIVATIONS, DTYPES, INITS, LOSSES, atomic_write, save_model
+from .training import BACKENDS, OPTIMIZERS, EpochRecord, TrainConfig, accuracy, to_inputs, train
+
+PROG = "python -m fastnn.train"
+DEFAULTS = TrainConfig()
+
+
+def hidden_widths(text: str) -> tuple[int, ...]:
+    """'10' or '128,64': the hidden layers' widths, each at least 1."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of widths"
+        ) from None
+    if any(width < 1 for width in widths):
+        raise argparse.ArgumentTypeError(f"{text!r}: every hidden width must be at least 1")
+    return widths
+
+
+def batch_size(text: str) -> int | None:
+    """A whole number ≥ 1, or 'full' (None): the whole training set in one step."""
+    return None if text == "full" else cli.whole_number(1)(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.Parser(
+        prog=PROG,
+        description="Train a fully connected network on MNIST with loop kernels compiled by "
+        "Numba (or the NumPy oracle), then report its accuracy on the 10,000 test images.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        metavar="PATH",
+        help="a folder with the four MNIST IDX files (.gz or not), or a Kaggle train.csv; "
+        "default: $FASTNN_DATA, else ~/.cache/fastnn, else download there",
+    )
+    data.add_argument(
+        "--dev-size",
+        type=cli.whole_number(0),
+        default=DEFAULTS.dev_size,
+        help="training images held out to measure dev accuracy each epoch",
+    )
+    model = parser.add_argument_group("network")
+    model.add_argument(
+        "--hidden",
+        type=hidden_widths,
+        default="10",
+        help="hidden layer widths, comma-separated: 128,64 is 784-128-64-10",
+    )
+    model.add_argument(
+        "--activation",
+        choices=list(ACTIVATIONS),
+        default=DEFAULTS.activation,
+        help="hidden-layer activation",
+    )
+    model.add_argument(
+        "--loss",
+        choices=list(LOSSES),
+        default=DEFAULTS.loss,
+        help="cross-entropy: softmax output; mse: sigmoid output, squared error",
+    )
+    model.add_argument(
+        "--init",
+        choices=INITS,
+        default=None,
+        help="weight initialisation; default he for relu, glorot otherwise; "
+        "uniform is the seeds' U(-0.5, 0.5)",
+    )
+    model.add_argument("--dtype", choices=list(DTYPES), default=DEFAULTS.dtype)
+    optim = parser.add_argument_group("training")
+    optim.add_argument("--optimizer", choices=list(OPTIMIZERS), default=DEFAULTS.optimizer)
+    optim.add_argument("--lr", type=cli.positive_float, default=DEFAULTS.lr, help="learning rate")
+    optim.add_argument(
+        "--l2",
+        type=cli.non_negative_float,
+        default=DEFAULTS.l2,
+        help="L2 weight decay λ: J += (λ/2)·ΣW²",
+    )
+    optim.add_argument("--epochs", type=cli.whole_number(1), default=DEFAULTS.epochs)
+    optim.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default=DEFAULTS.batch_size,
+        help="samples per step, or 'full' for full-batch gradient descent",
+    )
+    optim.add_argument(
+        "--patience",
+        type=cli.whole_number(0),
+        default=None,
+        help="stop after this many epochs without a better dev accuracy, and "
+        "keep the best weights; default: no early stopping",
+    )
+    optim.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULTS.seed,
+        help="the same seed (and thread count) gives the same run",
+    )
+    run = parser.add_argument_group("running")
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULTS.backend,
+        help="numba: the loop kernels; numpy: the vectorised oracle",
+    )
+    run.add_argument(
+        "--threads",
+        type=cli.whole_number(1),
+        default=None,
+        help="threads for the numba backend; default: all cores (NUMBA_NUM_THREADS)",
+    )
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--save", type=cli.output_path, metavar="PATH", help="write the trained network here (.npz)"
+    )
+    output.add_argument(
+        "--metrics",
+        type=cli.output_path,
+        metavar="PATH",
+        help="write the run's settings, per-epoch history and scores here as JSON",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        hidden=args.hidden if isinstance(args.hidden, tuple) else hidden_widths(args.hidden),
+        activation=args.activation,
+        loss=args.loss,
+        init=args.init,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        l2=args.l2,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        dev_size=args.dev_size,
+        patience=args.patience,
+        seed=args.seed,
+        backend=args.backend,
+        dtype=args.dtype,
+    )
+
+
+def describe(config: TrainConfig, threads: int) -> str:
+    shape = "-".join(str(n) for n in config.sizes())
+    output = "softmax + cross-entropy" if config.loss == "cross-entropy" else "sigmoid + mse"
+    batch = "full batch" if config.batch_size is None else f"batch {config.batch_size}"
+    where = f"numba, {threads} thread{'s' if threads > 1 else ''}"
+    backend = where if config.backend == "numba" else "numpy"
+    return (
+        f"network {shape}, {config.activation} hidden, {output}; {config.optimizer} "
+        f"lr {config.lr:g}, {batch}, {config.dtype}; {backend}"
+    )
+
+
+def print_epoch(record: EpochRecord) -> None:
+    print(
+        f"{record.epoch:5d}  {record.loss:9.4f}  {100 * record.train_accuracy:8.2f}%  "
+        f"{100 * record.dev_accuracy:7.2f}%  {record.seconds:7.2f}",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    config = config_from_args(args)
+    threads = cli.set_threads(args.threads)
+    dataset = resolve_data(args.data)
+    n_train = len(dataset.train_labels)
+    if config.dev_size >= n_train:
+        raise FastnnError(
+            f"--dev-size {config.dev_size} must be smaller than the {n_train} training images"
+        )
+    n_fit = n_train - config.dev_size
+    if config.batch_size is not None and config.batch_size > n_fit:
+        raise FastnnError(
+            f"--batch-size {config.batch_size} is larger than the {n_fit} images trained on"
+        )
+    has_test = dataset.test_images is not None
+    print(describe(config, threads))
+    test_part = f", {len(dataset.test_labels)} test" if has_test else ", no test set (CSV)"
+    print(f"data: {dataset.source} ({n_fit} train, {config.dev_size} dev{test_part})")
+    print(
+        f"{'epoch':>5}  {'loss':>9}  {'train acc':>9}  {'dev acc':>8}  {'seconds':>7}", flush=True
+    )
+
+    result = train(config, dataset.train_images, dataset.train_labels, on_epoch=print_epoch)
+    net = result.network
+    if result.stopped_early:
+        print(f"early stop: no better dev accuracy for {config.patience} epochs")
+    if config.patience is not None:
+        print(f"kept the weights of epoch {result.best_epoch}, the best on the dev set")
+    dev_accuracy = result.history[result.best_epoch - 1].dev_accuracy
+    test_accuracy = None
+    if has_test:
+        test_X = to_inputs(dataset.test_images, config.dtype)
+        test_accuracy = accuracy(net, test_X, dataset.test_labels, config.backend)
+    seconds = time.perf_counter() - started
+    if test_accuracy is not None:
+        print(f"test accuracy: {100 * test_accuracy:.2f}% on {len(dataset.test_labels)} images")
+    else:
+        print(
+            "no official test set in a CSV: the final score is the dev accuracy, "
+            f"{100 * dev_accuracy:.2f}%"
+        )
+    print(
+        f"total time: {seconds:.1f} s "
+        f"(of which compiling or loading kernels: {result.compile_seconds:.1f} s)"
+    )
+
+    if args.save:
+        save_model(args.save, net)
+        print(f"saved the network to {args.save}")
+    if args.metrics:
+        write_metrics(args.metrics, config, result, dev_accuracy, test_accuracy, seconds, threads)
+        print(f"wrote metrics to {args.metrics}")
+    return 0
+
+
+def write_metrics(
+    path: Path, config, result, dev_accuracy, test_accuracy, seconds, threads
+) -> None:
+    metrics = {
+        "test_accuracy": test_accuracy,
+        "dev_accuracy": dev_accuracy,
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "seconds": seconds,
+        "compile_seconds": result.compile_seconds,
+        "threads": threads,
+        "config": {**vars(config), "hidden": list(config.hidden)},
+        "history": result.history_dicts(),
+    }
+    text = json.dumps(metrics, indent=2, default=lambda value: np.asarray(value).tolist())
+    try:
+        atomic_write(path, lambda file: file.write(text.encode() + b"\n"))
+    except OSError as error:
+        raise FastnnError(f"{path}: cannot write the metrics: {error.strerror or error}") from None
+
+
+def entry_point() -> None:
+    cli.run(PROG, lambda: main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    entry_point()

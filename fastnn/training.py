@@ -1,0 +1,225 @@
+"""Training: the dev split, the epoch loop, dev accuracy, early stopping, the two backends.
+
+The random generator lives here, in Python, for both backends: it draws the initial weights,
+the dev split and each epoch's order, so `--backend numba` and `--backend numpy` step through
+the same samples in the same order and can be compared number for number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import oracle
+from .errors import FastnnError
+from .kernels import network
+from .model import ACTIVATIONS, DTYPES, LOSSES, Network, init_network
+
+OPTIMIZERS = {"sgd": network.SGD, "momentum": network.MOMENTUM, "adam": network.ADAM}
+BACKENDS = ("numba", "numpy")
+PREDICT_CHUNK = 1000
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a run; the command line's flags map one to one onto it."""
+
+    hidden: tuple[int, ...] = (10,)
+    activation: str = "relu"
+    loss: str = "cross-entropy"
+    init: str | None = None  # None: he for relu, glorot otherwise
+    optimizer: str = "adam"
+    lr: float = 0.002
+    l2: float = 0.0
+    epochs: int = 20
+    batch_size: int | None = 100  # None: the whole training set, one step an epoch
+    dev_size: int = 5000
+    patience: int | None = None  # None: no early stopping
+    seed: int = 0
+    backend: str = "numba"
+    dtype: str = "float32"
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def sizes(self, n_inputs: int = 784, n_classes: int = 10) -> tuple[int, ...]:
+        return (n_inputs, *self.hidden, n_classes)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    train_accuracy: float
+    dev_accuracy: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    network: Network
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    compile_seconds: float = 0.0
+
+    def history_dicts(self) -> list[dict]:
+        return [asdict(record) for record in self.history]
+
+
+class TrainingDiverged(FastnnError):
+    """The loss or the weights stopped being finite numbers."""
+
+
+def backend_functions(name: str) -> SimpleNamespace:
+    """train_epoch and predict of the named backend; both have the same signatures."""
+    if name == "numba":
+        return SimpleNamespace(train_epoch=network.train_epoch, predict=network.predict)
+    if name == "numpy":
+        return SimpleNamespace(train_epoch=oracle.train_epoch, predict=oracle.predict)
+    raise FastnnError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def to_inputs(images: np.ndarray, dtype: str) -> np.ndarray:
+    """uint8 pixels (N, 784) to floats in [0, 1], samples as rows, C-contiguous."""
+    return np.ascontiguousarray(images, dtype=DTYPES[dtype]) / DTYPES[dtype](255)
+
+
+def split_dev(
+    images: np.ndarray, labels: np.ndarray, dev_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hold out `dev_size` random samples: (train images, train labels, dev images, dev labels)."""
+    if not 0 <= dev_size < len(labels):
+        raise FastnnError(f"--dev-size {dev_size} must be at least 0 and below {len(labels)}")
+    order = rng.permutation(len(labels))
+    dev, train = np.sort(order[:dev_size]), np.sort(order[dev_size:])
+    return images[train], labels[train], images[dev], labels[dev]
+
+
+def predict_outputs(net: Network, X: np.ndarray, backend: str = "numba") -> np.ndarray:
+    """The network's output layer A[L] for every row of X (floats in [0, 1]), shape (N, k)."""
+    outputs = np.empty((X.shape[0], net.sizes[-1]), dtype=net.dtype)
+    if X.shape[0]:
+        backend_functions(backend).predict(
+            outputs,
+            net.theta,
+            np.ascontiguousarray(X, dtype=net.dtype),
+            net.layer_sizes,
+            ACTIVATIONS[net.activation],
+            LOSSES[net.loss],
+            PREDICT_CHUNK,
+        )
+    return outputs
+
+
+def accuracy(net: Network, X: np.ndarray, labels: np.ndarray, backend: str = "numba") -> float:
+    if len(labels) == 0:
+        return float("nan")
+    return float(np.mean(predict_outputs(net, X, backend).argmax(axis=1) == labels))
+
+
+def train(
+    config: TrainConfig,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Split off the dev set, train for config.epochs, keep the best weights if patience is set.
+
+    `train_images` are uint8 (N, 784); `train_labels` integers 0..9.
+    """
+    rng = np.random.default_rng(config.seed)
+    net = init_network(
+        config.sizes(), config.activation, config.loss, config.init, config.dtype, rng
+    )
+    images, labels, dev_images, dev_labels = split_dev(
+        train_images, train_labels, config.dev_size, rng
+    )
+    X, dev_X = to_inputs(images, config.dtype), to_inputs(dev_images, config.dtype)
+    labels, dev_labels = labels.astype(np.int64), dev_labels.astype(np.int64)
+    backend = backend_functions(config.backend)
+    n_samples = len(labels)
+    batch_size = n_samples if config.batch_size is None else min(config.batch_size, n_samples)
+    state1, state2 = np.zeros_like(net.theta), np.zeros_like(net.theta)
+    codes = (
+        ACTIVATIONS[config.activation],
+        LOSSES[config.loss],
+        OPTIMIZERS[config.optimizer],
+    )
+    beta1 = config.momentum if config.optimizer == "momentum" else config.beta1
+    hyper = (config.lr, config.l2, beta1, config.beta2, config.eps)
+
+    result = TrainResult(network=net)
+    if config.backend == "numba":
+        result.compile_seconds = compile_kernels(net, X, labels, codes, hyper, batch_size)
+
+    best_accuracy, best_theta, step = -1.0, net.theta.copy(), 0
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        # Full batch: one step on every sample; the order changes nothing but rounding.
+        order = rng.permutation(n_samples) if batch_size < n_samples else np.arange(n_samples)
+        total_loss, correct, steps = backend.train_epoch(
+            net.theta,
+            state1,
+            state2,
+            X,
+            labels,
+            order,
+            net.layer_sizes,
+            *codes,
+            *hyper,
+            step,
+            batch_size,
+        )
+        step += steps
+        loss = total_loss / n_samples
+        if not np.isfinite(loss) or not np.all(np.isfinite(net.theta)):
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch}: the loss is {loss}; "
+                f"try a smaller learning rate than --lr {config.lr:g}"
+            )
+        dev_accuracy = accuracy(net, dev_X, dev_labels, config.backend)
+        record = EpochRecord(
+            epoch, float(loss), correct / n_samples, dev_accuracy, time.perf_counter() - started
+        )
+        result.history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+        if config.patience is not None and len(dev_labels):
+            if dev_accuracy > best_accuracy:
+                best_accuracy, best_theta[:], result.best_epoch = dev_accuracy, net.theta, epoch
+            elif epoch - result.best_epoch >= config.patience:
+                result.stopped_early = True
+                break
+    if config.patience is not None and result.best_epoch:
+        net.theta[:] = best_theta
+    else:
+        result.best_epoch = len(result.history)
+    return result
+
+
+def compile_kernels(net, X, labels, codes, hyper, batch_size) -> float:
+    """Compile (or load from the disk cache) what training will call; returns the seconds taken.
+
+    Runs one tiny epoch on copies, so the timed epochs never include compilation.
+    """
+    started = time.perf_counter()
+    theta = net.theta.copy()
+    few = min(2, len(labels))
+    order = np.arange(few)
+    # Copies, not slices: a slice has another Numba type and would compile a second version.
+    X, labels = np.ascontiguousarray(X[:few]), np.ascontiguousarray(labels[:few])
+    network.train_epoch(
+        theta, np.zeros_like(theta), np.zeros_like(theta), X, labels, order,
+        net.layer_sizes, *codes, *hyper, 0, min(batch_size, few),
+    )  # fmt: skip
+    network.predict(
+        np.empty((few, net.sizes[-1]), net.dtype), theta, X, net.layer_sizes,
+        codes[0], codes[1], PREDICT_CHUNK,
+    )  # fmt: skip
+    return time.perf_counter() - started

@@ -1,0 +1,22 @@
+"""fastnn's Numba loop kernels: every equation of the network as explicit loops over scalars.
+
+Where each equation lives (numbers as in the README):
+
+    (1)  Z = W·A + b                       dense.dense_forward
+    (2)  A = g(Z)                          activations.{relu,sigmoid,tanh}_forward
+    (3)  A = softmax(Z)                    output.softmax_forward
+    (4)  cross-entropy loss                output.cross_entropy_loss
+    (5)  squared error loss                output.mse_loss
+    (6)  dZ = A − Y (softmax + CE)         output.output_error
+    (7)  dA = A − Y, dZ = dA ⊙ A(1 − A)    output.output_error, activations.sigmoid_backward
+    (8)  dW = dZ·Aᵀ / m                    dense.dense_backward
+    (9)  db = Σ dZ / m                     dense.dense_backward
+    (10) dA_prev = Wᵀ·dZ                   dense.dense_backward_input
+    (11) dZ = dA ⊙ g'(Z)                   activations.{relu,sigmoid,tanh}_backward
+    (12) L2 weight decay                   optimizers.l2_penalty, optimizers.l2_backward
+    (13) gradient descent                  optimizers.sgd_update
+    (14) momentum                          optimizers.momentum_update
+    (15) Adam                              optimizers.adam_update
+
+network.py strings them together into a whole network and an epoch.
+"""

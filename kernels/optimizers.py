@@ -1,0 +1,67 @@
+"""Parameter updates, applied to all parameters at once as one flat vector θ.
+
+Sizes: p parameters (every W and b of every layer, laid end to end). α is the learning rate,
+t the step number counted from 1.
+
+    (12) L2 weight decay    J += (λ/2) Σ W²,  dW += λ·W   (weights only, never biases)
+    (13) gradient descent   θ = θ − α·dθ
+    (14) momentum           v = β·v + dθ,  θ = θ − α·v
+    (15) Adam               m = β1·m + (1 − β1)·dθ,  v = β2·v + (1 − β2)·dθ²,
+                            θ = θ − α · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε)
+
+Argument order everywhere: outputs (updated in place) first, then inputs.
+"""
+
+import math
+
+from .jit import kernel
+
+
+@kernel
+def l2_penalty(W, weight_decay):
+    """(12) the loss term (λ/2) Σ W²."""
+    # W (any shape, flattened) -> scalar
+    total = 0.0
+    for w in W.ravel():
+        total += w * w
+    return 0.5 * weight_decay * total
+
+
+@kernel
+def l2_backward(dW, W, weight_decay):
+    """(12) dW = dW + λ·W."""
+    # dW (p_w,), W (p_w,): one layer's weights as a flat slice
+    for i in range(W.size):
+        dW[i] += weight_decay * W[i]
+
+
+@kernel
+def sgd_update(theta, dtheta, learning_rate):
+    """(13) θ = θ − α·dθ."""
+    # theta (p,), dtheta (p,)
+    for i in range(theta.size):
+        theta[i] -= learning_rate * dtheta[i]
+
+
+@kernel
+def momentum_update(theta, velocity, dtheta, learning_rate, beta):
+    """(14) v = β·v + dθ, θ = θ − α·v."""
+    # theta (p,), velocity (p,), dtheta (p,)
+    for i in range(theta.size):
+        velocity[i] = beta * velocity[i] + dtheta[i]
+        theta[i] -= learning_rate * velocity[i]
+
+
+@kernel
+def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, epsilon, step):
+    """(15) Adam with bias correction; `step` is t, counted from 1."""
+    # theta (p,), moment1 (p,), moment2 (p,), dtheta (p,)
+    correction1 = 1 - beta1**step
+    correction2 = 1 - beta2**step
+    for i in range(theta.size):
+        g = dtheta[i]
+        moment1[i] = beta1 * moment1[i] + (1 - beta1) * g
+        moment2[i] = beta2 * moment2[i] + (1 - beta2) * g * g
+        m_hat = moment1[i] / correction1
+        v_hat = moment2[i] / correction2
+        theta[i] -= learning_rate * m_hat / (math.sqrt(v_hat) + epsilon)
