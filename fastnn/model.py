@@ -149,6 +149,8 @@ def save_model(path: str | os.PathLike, net: Network) -> None:
 
 def load_model(path: str | os.PathLike) -> Network:
     """Read a model file written by save_model, refusing anything else (pickles included)."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise FastnnError(f"{path}: not a fastnn model file (not a .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -157,7 +159,7 @@ def load_model(path: str | os.PathLike) -> Network:
     except IsADirectoryError:
         raise FastnnError(f"{path}: is a folder, not a model file") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        reason = "it holds pickled objects" if "pickle" in str(error) else "not a readable .npz"
+        reason = "it holds pickled objects" if "pickle" in str(error) else f"unreadable: {error}"
         raise FastnnError(f"{path}: not a fastnn model file ({reason})") from None
     if not isinstance(arrays, dict) or str(arrays.get("format", "")) != MODEL_FORMAT:
         raise FastnnError(f"{path}: not a fastnn model file (no 'format' entry '{MODEL_FORMAT}')")
