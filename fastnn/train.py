@@ -7,17 +7,35 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from . import cli
+from .checkpoint import (
+    RESUMABLE_CHANGES,
+    contradictions,
+    data_fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .data import resolve_data
 from .errors import FastnnError
 from .model import ACTIVATIONS, DTYPES, INITS, LOSSES, atomic_write, save_model
-from .training import BACKENDS, OPTIMIZERS, EpochRecord, TrainConfig, accuracy, to_inputs, train
+from .training import (
+    BACKENDS,
+    OPTIMIZERS,
+    EpochRecord,
+    TrainConfig,
+    TrainingState,
+    accuracy,
+    to_inputs,
+    train,
+)
 
 PROG = "python -m fastnn.train"
 DEFAULTS = TrainConfig()
@@ -135,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--save", type=cli.output_path, metavar="PATH", help="write the trained network here (.npz)"
     )
     output.add_argument(
+        "--checkpoint",
+        type=cli.output_path,
+        metavar="PATH",
+        help="after every epoch, save all that --resume needs here (atomically)",
+    )
+    output.add_argument(
+        "--resume",
+        type=cli.existing_file,
+        metavar="PATH",
+        help="continue the run saved in this checkpoint; its settings apply, --epochs may grow",
+    )
+    output.add_argument(
         "--metrics",
         type=cli.output_path,
         metavar="PATH",
@@ -182,13 +212,31 @@ def print_epoch(record: EpochRecord) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    started = time.perf_counter()
-    config = config_from_args(args)
-    threads = cli.set_threads(args.threads)
-    dataset = resolve_data(args.data)
-    n_train = len(dataset.train_labels)
+def explicit_options(argv: list[str] | None) -> dict:
+    """Only the options the user typed, with their parsed values."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
+
+
+def settings(args: argparse.Namespace, argv: list[str] | None) -> tuple[TrainConfig, object]:
+    """The run's settings and, with --resume, the state to continue from."""
+    if not args.resume:
+        return config_from_args(args), None
+    saved, state, fingerprint = load_checkpoint(args.resume)
+    explicit = explicit_options(argv)
+    conflicts = contradictions(saved, explicit)
+    if conflicts:
+        raise FastnnError(
+            f"{args.resume}: these settings contradict the checkpoint: {'; '.join(conflicts)}"
+        )
+    changes = {name: explicit[name] for name in RESUMABLE_CHANGES if name in explicit}
+    return replace(saved, **changes), (state, fingerprint)
+
+
+def check_sizes(config: TrainConfig, n_train: int) -> int:
+    """The number of images trained on, once the dev set is held out."""
     if config.dev_size >= n_train:
         raise FastnnError(
             f"--dev-size {config.dev_size} must be smaller than the {n_train} training images"
@@ -198,15 +246,66 @@ def main(argv: list[str] | None = None) -> int:
         raise FastnnError(
             f"--batch-size {config.batch_size} is larger than the {n_fit} images trained on"
         )
+    return n_fit
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    config, resumed = settings(args, argv)
+    checkpoint_path = args.checkpoint or args.resume
+    threads = cli.set_threads(args.threads)
+    dataset = resolve_data(args.data)
+    n_fit = check_sizes(config, len(dataset.train_labels))
+    fingerprint = None
+    if checkpoint_path:
+        fingerprint = data_fingerprint(dataset.train_images, dataset.train_labels)
+    resume_state = None
+    if resumed is not None:
+        resume_state, saved_fingerprint = resumed
+        if saved_fingerprint != fingerprint:
+            raise FastnnError(f"{args.resume}: was trained on other data than {dataset.source}")
     has_test = dataset.test_images is not None
     print(describe(config, threads))
     test_part = f", {len(dataset.test_labels)} test" if has_test else ", no test set (CSV)"
     print(f"data: {dataset.source} ({n_fit} train, {config.dev_size} dev{test_part})")
+    if resume_state is not None:
+        print(f"resuming {args.resume} after epoch {resume_state.epoch}")
     print(
         f"{'epoch':>5}  {'loss':>9}  {'train acc':>9}  {'dev acc':>8}  {'seconds':>7}", flush=True
     )
 
-    result = train(config, dataset.train_images, dataset.train_labels, on_epoch=print_epoch)
+    saved_epoch = resume_state.epoch if resume_state is not None else 0
+
+    def write_checkpoint(state: TrainingState) -> None:
+        nonlocal saved_epoch
+        save_checkpoint(checkpoint_path, config, state, fingerprint)
+        saved_epoch = state.epoch
+
+    try:
+        result = train(
+            config,
+            dataset.train_images,
+            dataset.train_labels,
+            on_epoch=print_epoch,
+            resume=resume_state,
+            on_state=write_checkpoint if checkpoint_path else None,
+        )
+    except KeyboardInterrupt:
+        if checkpoint_path and saved_epoch:
+            print(
+                f"\ninterrupted; the checkpoint {checkpoint_path} holds epoch {saved_epoch}. "
+                f"Continue with: {PROG} --resume {shlex.quote(str(checkpoint_path))}",
+                file=sys.stderr,
+            )
+        elif checkpoint_path:
+            print("\ninterrupted before the first epoch ended: no checkpoint yet", file=sys.stderr)
+        else:
+            print(
+                "\ninterrupted; nothing saved (with --checkpoint PATH a run can be resumed)",
+                file=sys.stderr,
+            )
+        return cli.EXIT_INTERRUPTED
     net = result.network
     if result.stopped_early:
         print(f"early stop: no better dev accuracy for {config.patience} epochs")

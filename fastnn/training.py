@@ -16,7 +16,7 @@ import numpy as np
 
 from . import oracle
 from .errors import FastnnError
-from .kernels import network
+from .kernels import fused, network
 from .model import ACTIVATIONS, DTYPES, LOSSES, Network, init_network
 
 OPTIMIZERS = {"sgd": network.SGD, "momentum": network.MOMENTUM, "adam": network.ADAM}
@@ -76,10 +76,16 @@ class TrainingDiverged(FastnnError):
     """The loss or the weights stopped being finite numbers."""
 
 
+def numba_train_epoch(theta, state1, state2, X, labels, order, sizes, *settings):
+    """One hidden layer: the fused, threaded kernel; any other depth: the per-equation path."""
+    epoch = fused.train_epoch if len(sizes) == 3 else network.train_epoch
+    return epoch(theta, state1, state2, X, labels, order, sizes, *settings)
+
+
 def backend_functions(name: str) -> SimpleNamespace:
     """train_epoch and predict of the named backend; both have the same signatures."""
     if name == "numba":
-        return SimpleNamespace(train_epoch=network.train_epoch, predict=network.predict)
+        return SimpleNamespace(train_epoch=numba_train_epoch, predict=network.predict)
     if name == "numpy":
         return SimpleNamespace(train_epoch=oracle.train_epoch, predict=oracle.predict)
     raise FastnnError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -123,15 +129,35 @@ def accuracy(net: Network, X: np.ndarray, labels: np.ndarray, backend: str = "nu
     return float(np.mean(predict_outputs(net, X, backend).argmax(axis=1) == labels))
 
 
+@dataclass
+class TrainingState:
+    """Everything that changes while training: what a checkpoint holds to continue exactly."""
+
+    theta: np.ndarray
+    state1: np.ndarray  # momentum's velocity, or Adam's first moment
+    state2: np.ndarray  # Adam's second moment
+    best_theta: np.ndarray
+    rng_state: dict  # the generator's state after `epoch` epochs: the next epoch's order
+    epoch: int = 0  # epochs completed
+    step: int = 0  # updates made (Adam's t)
+    best_epoch: int = 0
+    best_accuracy: float = -1.0
+    stopped_early: bool = False
+    history: list[EpochRecord] = field(default_factory=list)
+
+
 def train(
     config: TrainConfig,
     train_images: np.ndarray,
     train_labels: np.ndarray,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    resume: TrainingState | None = None,
+    on_state: Callable[[TrainingState], None] | None = None,
 ) -> TrainResult:
     """Split off the dev set, train for config.epochs, keep the best weights if patience is set.
 
-    `train_images` are uint8 (N, 784); `train_labels` integers 0..9.
+    `train_images` are uint8 (N, 784); `train_labels` integers 0..9. `resume` continues a run
+    from its state after some epochs; `on_state` sees the state after every epoch (checkpoints).
     """
     rng = np.random.default_rng(config.seed)
     net = init_network(
@@ -145,7 +171,14 @@ def train(
     backend = backend_functions(config.backend)
     n_samples = len(labels)
     batch_size = n_samples if config.batch_size is None else min(config.batch_size, n_samples)
-    state1, state2 = np.zeros_like(net.theta), np.zeros_like(net.theta)
+    if resume is None:
+        state = TrainingState(
+            net.theta, np.zeros_like(net.theta), np.zeros_like(net.theta), net.theta.copy(), {}
+        )
+    else:
+        state = resume
+        net.theta = state.theta
+        rng.bit_generator.state = state.rng_state
     codes = (
         ACTIVATIONS[config.activation],
         LOSSES[config.loss],
@@ -154,52 +187,48 @@ def train(
     beta1 = config.momentum if config.optimizer == "momentum" else config.beta1
     hyper = (config.lr, config.l2, beta1, config.beta2, config.eps)
 
-    result = TrainResult(network=net)
+    result = TrainResult(network=net, history=state.history)
     if config.backend == "numba":
         result.compile_seconds = compile_kernels(net, X, labels, codes, hyper, batch_size)
 
-    best_accuracy, best_theta, step = -1.0, net.theta.copy(), 0
-    for epoch in range(1, config.epochs + 1):
+    while state.epoch < config.epochs and not state.stopped_early:
+        epoch = state.epoch + 1
         started = time.perf_counter()
         # Full batch: one step on every sample; the order changes nothing but rounding.
         order = rng.permutation(n_samples) if batch_size < n_samples else np.arange(n_samples)
         total_loss, correct, steps = backend.train_epoch(
-            net.theta,
-            state1,
-            state2,
-            X,
-            labels,
-            order,
-            net.layer_sizes,
-            *codes,
-            *hyper,
-            step,
-            batch_size,
-        )
-        step += steps
+            state.theta, state.state1, state.state2, X, labels, order, net.layer_sizes,
+            *codes, *hyper, state.step, batch_size,
+        )  # fmt: skip
         loss = total_loss / n_samples
-        if not np.isfinite(loss) or not np.all(np.isfinite(net.theta)):
+        if not np.isfinite(loss) or not np.all(np.isfinite(state.theta)):
             raise TrainingDiverged(
-                f"training diverged in epoch {epoch}: the loss is {loss}; "
+                f"training diverged in epoch {epoch}: the loss is {loss:g}; "
                 f"try a smaller learning rate than --lr {config.lr:g}"
             )
         dev_accuracy = accuracy(net, dev_X, dev_labels, config.backend)
         record = EpochRecord(
             epoch, float(loss), correct / n_samples, dev_accuracy, time.perf_counter() - started
         )
-        result.history.append(record)
+        state.history.append(record)
+        state.epoch, state.step = epoch, state.step + steps
+        state.rng_state = rng.bit_generator.state
+        if config.patience is not None and len(dev_labels):
+            if dev_accuracy > state.best_accuracy:
+                state.best_accuracy, state.best_epoch = dev_accuracy, epoch
+                state.best_theta[:] = state.theta
+            elif epoch - state.best_epoch >= config.patience:
+                state.stopped_early = True
         if on_epoch is not None:
             on_epoch(record)
-        if config.patience is not None and len(dev_labels):
-            if dev_accuracy > best_accuracy:
-                best_accuracy, best_theta[:], result.best_epoch = dev_accuracy, net.theta, epoch
-            elif epoch - result.best_epoch >= config.patience:
-                result.stopped_early = True
-                break
-    if config.patience is not None and result.best_epoch:
-        net.theta[:] = best_theta
+        if on_state is not None:
+            on_state(state)
+    result.stopped_early = state.stopped_early
+    if config.patience is not None and state.best_epoch:
+        net.theta = state.best_theta.copy()
+        result.best_epoch = state.best_epoch
     else:
-        result.best_epoch = len(result.history)
+        result.best_epoch = len(state.history)
     return result
 
 
@@ -214,7 +243,7 @@ def compile_kernels(net, X, labels, codes, hyper, batch_size) -> float:
     order = np.arange(few)
     # Copies, not slices: a slice has another Numba type and would compile a second version.
     X, labels = np.ascontiguousarray(X[:few]), np.ascontiguousarray(labels[:few])
-    network.train_epoch(
+    numba_train_epoch(
         theta, np.zeros_like(theta), np.zeros_like(theta), X, labels, order,
         net.layer_sizes, *codes, *hyper, 0, min(batch_size, few),
     )  # fmt: skip

@@ -1,0 +1,248 @@
+"""One hidden layer, fused and split across threads: what training runs for 784-H-10.
+
+The same equations as network.py, for a network with one hidden layer (any width, any hidden
+activation, either loss), computed a tile of samples at a time so that each weight read from
+memory is used for several samples, and each sample's input is read once per step:
+
+    forward:   (1) Z1 = W1·A0 + b1     (2) A1 = g(Z1)
+               (1) Z2 = W2·A1 + b2     (3) A2 = softmax(Z2), or sigmoid(Z2) with squared error
+    loss:      (4) or (5)
+    backward:  (6) dZ2 = A2 − Y, or (7) dZ2 = (A2 − Y) ⊙ A2 ⊙ (1 − A2)
+               (8) (9) dW2, db2         (10) dA1 = W2ᵀ·dZ2     (11) dZ1 = dA1 ⊙ g'(Z1)
+               (8) (9) dW1, db1
+    update:    (12) L2, then (13), (14) or (15)
+
+Threads: a batch of m samples is cut into `chunks` fixed by m alone (never by the number of
+threads); `prange` iteration c owns chunk c and sums its samples' gradients into its own row
+of `partial`. The step then sums the rows in chunk order. So 1 thread and 2 threads add the
+same numbers in the same order and give bit-identical weights.
+
+Layout: samples are rows, X (N, n_in): row s of X is column s of A0 in the math. Inside a
+tile, per-sample values are rows too: Z1[s, j] here is Z1[j, s] in the math.
+"""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .jit import kernel, parallel_kernel
+from .network import CROSS_ENTROPY, RELU, SIGMOID, update
+from .optimizers import l2_backward, l2_penalty
+
+TILE = 16  # samples whose activations are held at once in a chunk's scratch
+MAX_CHUNKS = 8  # parallel pieces of a batch: enough to balance 2-8 threads
+BLOCK = 4096  # parameters per parallel piece of the update
+
+
+@kernel
+def chunk_bounds(m, chunks, c):
+    """Samples [first, last) of chunk c when m samples are cut into `chunks` pieces."""
+    return c * m // chunks, (c + 1) * m // chunks
+
+
+@kernel
+def tile_step(
+    gW1, gb1, gW2, gb2, Z1, A1, dZ1, A2,
+    W1, b1, W2, b2, X, labels, order, first, count, hidden, loss,
+):  # fmt: skip
+    """Forward and backward for `count` samples order[first:first + count]; adds their
+    gradients, not yet divided by m, to gW1, gb1, gW2, gb2. Returns (Σ loss, correct)."""
+    # W1 (H, n_in), b1 (H,), W2 (k, H), b2 (k,); X (N, n_in)
+    # scratch: Z1, A1, dZ1 (TILE, H), A2 (TILE, k); gradients shaped like the parameters
+    H, n_in = W1.shape
+    k = W2.shape[0]
+    zero = W1.dtype.type(0)
+    loss_sum = 0.0
+    correct = 0
+
+    # (1) Z1 = W1·A0 + b1, (2) A1 = g(Z1): each row of W1 is used for every sample of the tile
+    for j in range(H):
+        w = W1[j]
+        for s in range(count):
+            x = X[order[first + s]]
+            total = zero
+            for i in range(n_in):
+                total += w[i] * x[i]
+            Z1[s, j] = total + b1[j]
+    for s in range(count):
+        for j in range(H):
+            z = Z1[s, j]
+            if hidden == RELU:
+                A1[s, j] = z if z > 0 else 0
+            elif hidden == SIGMOID:
+                A1[s, j] = 1 / (1 + math.exp(-z))
+            else:
+                A1[s, j] = math.tanh(z)
+
+    for s in range(count):
+        label = labels[order[first + s]]
+        # (1) Z2 = W2·A1 + b2, kept in A2 until the output function overwrites it
+        for c in range(k):
+            total = zero
+            for j in range(H):
+                total += W2[c, j] * A1[s, j]
+            A2[s, c] = total + b2[c]
+        best = 0
+        for c in range(1, k):
+            if A2[s, c] > A2[s, best]:
+                best = c
+        if best == label:
+            correct += 1
+        if loss == CROSS_ENTROPY:
+            # (3) softmax, shifted by the largest logit; (4) −log A2[label] from the logits
+            largest = A2[s, best]
+            shifted_label_logit = A2[s, label] - largest
+            exp_sum = 0.0
+            for c in range(k):
+                e = math.exp(A2[s, c] - largest)
+                exp_sum += e
+                A2[s, c] = e
+            loss_sum += math.log(exp_sum) - shifted_label_logit
+            for c in range(k):
+                # (6) dZ2 = A2 − Y, stored in place of A2
+                A2[s, c] = A2[s, c] / exp_sum - (1 if c == label else 0)
+        else:
+            for c in range(k):
+                a = 1 / (1 + math.exp(-A2[s, c]))  # (3) sigmoid output
+                error = a - (1 if c == label else 0)  # (7) dA2 = A2 − Y
+                loss_sum += 0.5 * error * error  # (5)
+                A2[s, c] = error * a * (1 - a)  # (7) dZ2 = dA2 ⊙ A2 ⊙ (1 − A2), in place
+        # A2[s, :] now holds dZ2 for sample s.
+        for c in range(k):
+            d = A2[s, c]
+            gb2[c] += d  # (9) db2 = Σ_s dZ2
+            for j in range(H):
+                gW2[c, j] += d * A1[s, j]  # (8) dW2 = dZ2·A1ᵀ
+        for j in range(H):
+            # (10) dA1 = W2ᵀ·dZ2, then (11) dZ1 = dA1 ⊙ g'(Z1)
+            total = zero
+            for c in range(k):
+                total += W2[c, j] * A2[s, c]
+            if hidden == RELU:
+                dZ1[s, j] = total if Z1[s, j] > 0 else 0
+            else:
+                a = A1[s, j]
+                dZ1[s, j] = total * a * (1 - a) if hidden == SIGMOID else total * (1 - a * a)
+
+    # (8) dW1 = dZ1·A0ᵀ, (9) db1 = Σ_s dZ1: row j of gW1 stays in cache across the tile
+    for j in range(H):
+        g = gW1[j]
+        for s in range(count):
+            d = dZ1[s, j]
+            if d == 0:
+                continue  # an inactive ReLU unit adds nothing for this sample
+            gb1[j] += d
+            x = X[order[first + s]]
+            for i in range(n_in):
+                g[i] += d * x[i]
+    return loss_sum, correct
+
+
+@kernel
+def views(flat, H, n_in, k):
+    """(W1, b1, W2, b2) as views into a flat vector laid out as network.py says."""
+    a = H * n_in
+    b = a + H
+    c = b + k * H
+    return (
+        flat[:a].reshape((H, n_in)),
+        flat[a:b],
+        flat[b:c].reshape((k, H)),
+        flat[c : c + k],
+    )
+
+
+@parallel_kernel
+def batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order, start, m,
+                    sizes, hidden, loss):  # fmt: skip
+    """Every chunk's summed gradient (8), (9) of the m samples order[start:start + m]."""
+    # partial (chunks, p): row c is chunk c's Σ of per-sample gradients; losses, corrects (chunks,)
+    n_in, H, k = sizes[0], sizes[1], sizes[2]
+    chunks = min(MAX_CHUNKS, m)
+    W1, b1, W2, b2 = views(theta, H, n_in, k)
+    for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
+        gradient = partial[c]
+        gradient[:] = 0
+        gW1, gb1, gW2, gb2 = views(gradient, H, n_in, k)
+        Z1 = scratch[c, 0]
+        A1 = scratch[c, 1]
+        dZ1 = scratch[c, 2]
+        A2 = scratch[c, 3, :, :k]
+        first, last = chunk_bounds(m, chunks, c)
+        loss_sum = 0.0
+        correct = 0
+        for tile_first in range(first, last, TILE):
+            count = min(TILE, last - tile_first)
+            tile_loss, tile_correct = tile_step(
+                gW1, gb1, gW2, gb2, Z1, A1, dZ1, A2,
+                W1, b1, W2, b2, X, labels, order, start + tile_first, count, hidden, loss,
+            )  # fmt: skip
+            loss_sum += tile_loss
+            correct += tile_correct
+        losses[c] = loss_sum
+        corrects[c] = correct
+
+
+@parallel_kernel
+def reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
+                      learning_rate, weight_decay, beta1, beta2, eps, step):  # fmt: skip
+    """dθ = Σ_chunks partial / m, (12) L2 on the weights, then the update on θ."""
+    n_in, H, k = sizes[0], sizes[1], sizes[2]
+    p = theta.size
+    W2_first = H * n_in + H
+    for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
+        a = block * BLOCK
+        b = min(p, a + BLOCK)
+        for i in range(a, b):
+            total = partial[0, i]
+            for c in range(1, chunks):  # fixed order: the same sum for any thread count
+                total += partial[c, i]
+            dtheta[i] = total / m
+        if weight_decay != 0:
+            # W1 is θ[0, H·n_in), W2 is θ[W2_first, W2_first + k·H): decay their parts here
+            for w_first, w_last in ((0, H * n_in), (W2_first, W2_first + k * H)):
+                lo, hi = max(a, w_first), min(b, w_last)
+                if lo < hi:
+                    l2_backward(dtheta[lo:hi], theta[lo:hi], weight_decay)
+        update(theta[a:b], state1[a:b], state2[a:b], dtheta[a:b], optimizer,
+               learning_rate, beta1, beta2, eps, step)  # fmt: skip
+
+
+@kernel
+def train_epoch(
+    theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
+    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size,
+):  # fmt: skip
+    """network.train_epoch for one hidden layer: same arguments, same returns."""
+    n_samples = order.size
+    n_in, H, k = sizes[0], sizes[1], sizes[2]
+    capacity = min(batch_size, n_samples)
+    chunks_max = min(MAX_CHUNKS, capacity)
+    dtype = theta.dtype
+    partial = np.empty((chunks_max, theta.size), dtype)
+    scratch = np.empty((chunks_max, 4, TILE, max(H, k)), dtype)
+    losses = np.empty(chunks_max)
+    corrects = np.empty(chunks_max, np.int64)
+    dtheta = np.empty_like(theta)
+    total_loss = 0.0
+    correct = 0
+    steps = 0
+    for start in range(0, n_samples, capacity):
+        m = min(capacity, n_samples - start)
+        chunks = min(MAX_CHUNKS, m)
+        batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order, start, m,
+                        sizes, hidden, loss)  # fmt: skip
+        batch_loss = 0.0
+        for c in range(chunks):
+            batch_loss += losses[c]
+            correct += corrects[c]
+        batch_loss /= m
+        if weight_decay != 0:
+            W1, _, W2, _ = views(theta, H, n_in, k)
+            batch_loss += l2_penalty(W1, weight_decay) + l2_penalty(W2, weight_decay)  # (12)
+        total_loss += m * batch_loss
+        steps += 1
+        reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
+                          learning_rate, weight_decay, beta1, beta2, eps, step + steps)  # fmt: skip
+    return total_loss, correct, steps
