@@ -27,7 +27,7 @@ def relu_forward(A, Z):
     for i in range(n):
         for s in range(m):
             z = Z[i, s]
-            A[i, s] = z if z > 0 else 0
+            A[i, s] = 0 if z <= 0 else z  # written so that NaN stays NaN
 
 
 @kernel

@@ -31,14 +31,121 @@ from .network import CROSS_ENTROPY, RELU, SIGMOID, update
 from .optimizers import l2_backward, l2_penalty
 
 TILE = 16  # samples whose activations are held at once in a chunk's scratch
-MAX_CHUNKS = 8  # parallel pieces of a batch: enough to balance 2-8 threads
+CHUNK = 48  # samples a parallel piece of a batch takes at least: a batch of 100 is 2 pieces
+MAX_CHUNKS = 8  # and at most this many pieces: enough to balance 2-8 threads
 BLOCK = 4096  # parameters per parallel piece of the update
 
 
 @kernel
+def chunk_count(m):
+    """How many pieces a batch of m samples is cut into: a function of m alone."""
+    return max(1, min(MAX_CHUNKS, m // CHUNK))
+
+
+@kernel
 def chunk_bounds(m, chunks, c):
-    """Samples [first, last) of chunk c when m samples are cut into `chunks` pieces."""
-    return c * m // chunks, (c + 1) * m // chunks
+    """Samples [first, last) of chunk c, cut at multiples of 4 for the 4-sample loops."""
+    groups = (m + 3) // 4
+    return 4 * (c * groups // chunks), min(m, 4 * ((c + 1) * groups // chunks))
+
+
+@kernel
+def first_layer_forward(Z1, W1, b1, X, order, first, count):
+    """(1) Z1[s, j] = b1[j] + Σ_i W1[j, i]·X[order[first + s], i] for the tile's samples.
+
+    Four units × four samples at a time: the 16 sums share their loads, so each weight and each
+    pixel read from memory is used four times (../shared/PERF_NOTES.md, lesson 2).
+    """
+    # W1 (H, n_in), b1 (H,), X (N, n_in) -> Z1 (count, H), samples as rows
+    H, n_in = W1.shape
+    zero = W1.dtype.type(0)
+    s = 0
+    while s + 4 <= count:
+        x0, x1 = X[order[first + s]], X[order[first + s + 1]]
+        x2, x3 = X[order[first + s + 2]], X[order[first + s + 3]]
+        j = 0
+        while j + 4 <= H:
+            w0, w1, w2, w3 = W1[j], W1[j + 1], W1[j + 2], W1[j + 3]
+            z00 = z01 = z02 = z03 = z10 = z11 = z12 = z13 = zero  # z<unit><sample>
+            z20 = z21 = z22 = z23 = z30 = z31 = z32 = z33 = zero
+            for i in range(n_in):
+                p0, p1, p2, p3 = x0[i], x1[i], x2[i], x3[i]
+                z00 += w0[i] * p0
+                z01 += w0[i] * p1
+                z02 += w0[i] * p2
+                z03 += w0[i] * p3
+                z10 += w1[i] * p0
+                z11 += w1[i] * p1
+                z12 += w1[i] * p2
+                z13 += w1[i] * p3
+                z20 += w2[i] * p0
+                z21 += w2[i] * p1
+                z22 += w2[i] * p2
+                z23 += w2[i] * p3
+                z30 += w3[i] * p0
+                z31 += w3[i] * p1
+                z32 += w3[i] * p2
+                z33 += w3[i] * p3
+            for u, z0, z1, z2, z3 in (
+                (0, z00, z01, z02, z03), (1, z10, z11, z12, z13),
+                (2, z20, z21, z22, z23), (3, z30, z31, z32, z33),
+            ):  # fmt: skip
+                bias = b1[j + u]
+                Z1[s, j + u], Z1[s + 1, j + u] = z0 + bias, z1 + bias
+                Z1[s + 2, j + u], Z1[s + 3, j + u] = z2 + bias, z3 + bias
+            j += 4
+        tiled_units = j
+        for j in range(tiled_units, H):  # the last H mod 4 units: one unit, four samples
+            w = W1[j]
+            z0 = z1 = z2 = z3 = zero
+            for i in range(n_in):
+                z0 += w[i] * x0[i]
+                z1 += w[i] * x1[i]
+                z2 += w[i] * x2[i]
+                z3 += w[i] * x3[i]
+            Z1[s, j], Z1[s + 1, j] = z0 + b1[j], z1 + b1[j]
+            Z1[s + 2, j], Z1[s + 3, j] = z2 + b1[j], z3 + b1[j]
+        s += 4
+    tiled_samples = s
+    for s in range(tiled_samples, count):  # the last count mod 4 samples: one at a time
+        x = X[order[first + s]]
+        for j in range(H):
+            w = W1[j]
+            total = zero
+            for i in range(n_in):
+                total += w[i] * x[i]
+            Z1[s, j] = total + b1[j]
+
+
+@kernel
+def first_layer_gradient(gW1, gb1, dZ1, X, order, first, count):
+    """(8) gW1[j, :] += Σ_s dZ1[s, j]·X[order[first + s], :] and (9) gb1[j] += Σ_s dZ1[s, j].
+
+    Four samples at a time: a row of gW1 is read and written once for four samples' terms.
+    """
+    # dZ1 (count, H), X (N, n_in) -> gW1 (H, n_in), gb1 (H,), accumulated
+    H, n_in = gW1.shape
+    for j in range(H):
+        for s in range(count):
+            gb1[j] += dZ1[s, j]
+    s = 0
+    while s + 4 <= count:
+        x0, x1 = X[order[first + s]], X[order[first + s + 1]]
+        x2, x3 = X[order[first + s + 2]], X[order[first + s + 3]]
+        for j in range(H):
+            g = gW1[j]
+            d0, d1, d2, d3 = dZ1[s, j], dZ1[s + 1, j], dZ1[s + 2, j], dZ1[s + 3, j]
+            for i in range(n_in):
+                g[i] += d0 * x0[i] + d1 * x1[i] + d2 * x2[i] + d3 * x3[i]
+        s += 4
+    tiled_samples = s
+    for s in range(tiled_samples, count):  # the last count mod 4 samples: one at a time
+        x = X[order[first + s]]
+        for j in range(H):
+            g = gW1[j]
+            d = dZ1[s, j]
+            for i in range(n_in):
+                g[i] += d * x[i]
 
 
 @kernel
@@ -50,26 +157,19 @@ def tile_step(
     gradients, not yet divided by m, to gW1, gb1, gW2, gb2. Returns (Σ loss, correct)."""
     # W1 (H, n_in), b1 (H,), W2 (k, H), b2 (k,); X (N, n_in)
     # scratch: Z1, A1, dZ1 (TILE, H), A2 (TILE, k); gradients shaped like the parameters
-    H, n_in = W1.shape
+    H = W1.shape[0]
     k = W2.shape[0]
     zero = W1.dtype.type(0)
     loss_sum = 0.0
     correct = 0
 
-    # (1) Z1 = W1·A0 + b1, (2) A1 = g(Z1): each row of W1 is used for every sample of the tile
-    for j in range(H):
-        w = W1[j]
-        for s in range(count):
-            x = X[order[first + s]]
-            total = zero
-            for i in range(n_in):
-                total += w[i] * x[i]
-            Z1[s, j] = total + b1[j]
+    # (1) Z1 = W1·A0 + b1, then (2) A1 = g(Z1)
+    first_layer_forward(Z1, W1, b1, X, order, first, count)
     for s in range(count):
         for j in range(H):
             z = Z1[s, j]
             if hidden == RELU:
-                A1[s, j] = z if z > 0 else 0
+                A1[s, j] = 0 if z <= 0 else z  # NaN stays NaN
             elif hidden == SIGMOID:
                 A1[s, j] = 1 / (1 + math.exp(-z))
             else:
@@ -125,17 +225,8 @@ def tile_step(
                 a = A1[s, j]
                 dZ1[s, j] = total * a * (1 - a) if hidden == SIGMOID else total * (1 - a * a)
 
-    # (8) dW1 = dZ1·A0ᵀ, (9) db1 = Σ_s dZ1: row j of gW1 stays in cache across the tile
-    for j in range(H):
-        g = gW1[j]
-        for s in range(count):
-            d = dZ1[s, j]
-            if d == 0:
-                continue  # an inactive ReLU unit adds nothing for this sample
-            gb1[j] += d
-            x = X[order[first + s]]
-            for i in range(n_in):
-                g[i] += d * x[i]
+    # (8) dW1 = dZ1·A0ᵀ, (9) db1 = Σ_s dZ1
+    first_layer_gradient(gW1, gb1, dZ1, X, order, first, count)
     return loss_sum, correct
 
 
@@ -159,7 +250,7 @@ def batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order,
     """Every chunk's summed gradient (8), (9) of the m samples order[start:start + m]."""
     # partial (chunks, p): row c is chunk c's Σ of per-sample gradients; losses, corrects (chunks,)
     n_in, H, k = sizes[0], sizes[1], sizes[2]
-    chunks = min(MAX_CHUNKS, m)
+    chunks = chunk_count(m)
     W1, b1, W2, b2 = views(theta, H, n_in, k)
     for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
         gradient = partial[c]
@@ -195,10 +286,13 @@ def reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, 
         a = block * BLOCK
         b = min(p, a + BLOCK)
         for i in range(a, b):
-            total = partial[0, i]
-            for c in range(1, chunks):  # fixed order: the same sum for any thread count
-                total += partial[c, i]
-            dtheta[i] = total / m
+            dtheta[i] = partial[0, i]
+        for c in range(1, chunks):  # fixed order: the same sum for any thread count
+            for i in range(a, b):
+                dtheta[i] += partial[c, i]
+        scale = theta.dtype.type(1 / m)
+        for i in range(a, b):
+            dtheta[i] *= scale
         if weight_decay != 0:
             # W1 is θ[0, H·n_in), W2 is θ[W2_first, W2_first + k·H): decay their parts here
             for w_first, w_last in ((0, H * n_in), (W2_first, W2_first + k * H)):
@@ -218,7 +312,7 @@ def train_epoch(
     n_samples = order.size
     n_in, H, k = sizes[0], sizes[1], sizes[2]
     capacity = min(batch_size, n_samples)
-    chunks_max = min(MAX_CHUNKS, capacity)
+    chunks_max = chunk_count(capacity)
     dtype = theta.dtype
     partial = np.empty((chunks_max, theta.size), dtype)
     scratch = np.empty((chunks_max, 4, TILE, max(H, k)), dtype)
@@ -230,7 +324,7 @@ def train_epoch(
     steps = 0
     for start in range(0, n_samples, capacity):
         m = min(capacity, n_samples - start)
-        chunks = min(MAX_CHUNKS, m)
+        chunks = chunk_count(m)
         batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order, start, m,
                         sizes, hidden, loss)  # fmt: skip
         batch_loss = 0.0

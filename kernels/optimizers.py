@@ -9,7 +9,8 @@ t the step number counted from 1.
     (15) Adam               m = β1·m + (1 − β1)·dθ,  v = β2·v + (1 − β2)·dθ²,
                             θ = θ − α · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε)
 
-Argument order everywhere: outputs (updated in place) first, then inputs.
+Argument order everywhere: outputs (updated in place) first, then inputs. Scalars are cast to
+θ's precision first, so float32 updates run in float32 throughout (as NumPy's do).
 """
 
 import math
@@ -31,37 +32,42 @@ def l2_penalty(W, weight_decay):
 def l2_backward(dW, W, weight_decay):
     """(12) dW = dW + λ·W."""
     # dW (p_w,), W (p_w,): one layer's weights as a flat slice
+    decay = W.dtype.type(weight_decay)
     for i in range(W.size):
-        dW[i] += weight_decay * W[i]
+        dW[i] += decay * W[i]
 
 
 @kernel
 def sgd_update(theta, dtheta, learning_rate):
     """(13) θ = θ − α·dθ."""
     # theta (p,), dtheta (p,)
+    alpha = theta.dtype.type(learning_rate)
     for i in range(theta.size):
-        theta[i] -= learning_rate * dtheta[i]
+        theta[i] -= alpha * dtheta[i]
 
 
 @kernel
 def momentum_update(theta, velocity, dtheta, learning_rate, beta):
     """(14) v = β·v + dθ, θ = θ − α·v."""
     # theta (p,), velocity (p,), dtheta (p,)
+    alpha, beta = theta.dtype.type(learning_rate), theta.dtype.type(beta)
     for i in range(theta.size):
         velocity[i] = beta * velocity[i] + dtheta[i]
-        theta[i] -= learning_rate * velocity[i]
+        theta[i] -= alpha * velocity[i]
 
 
 @kernel
 def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, epsilon, step):
     """(15) Adam with bias correction; `step` is t, counted from 1."""
     # theta (p,), moment1 (p,), moment2 (p,), dtheta (p,)
-    correction1 = 1 - beta1**step
-    correction2 = 1 - beta2**step
+    real = theta.dtype.type
+    correction1, correction2 = real(1 - beta1**step), real(1 - beta2**step)
+    alpha, epsilon = real(learning_rate), real(epsilon)
+    beta1, beta2 = real(beta1), real(beta2)
     for i in range(theta.size):
         g = dtheta[i]
         moment1[i] = beta1 * moment1[i] + (1 - beta1) * g
         moment2[i] = beta2 * moment2[i] + (1 - beta2) * g * g
         m_hat = moment1[i] / correction1
         v_hat = moment2[i] / correction2
-        theta[i] -= learning_rate * m_hat / (math.sqrt(v_hat) + epsilon)
+        theta[i] -= alpha * m_hat / (math.sqrt(v_hat) + epsilon)
