@@ -42,13 +42,25 @@ def relu_backward(dZ, dA, Z):
 
 
 @kernel
+def sigmoid(z):
+    """σ(z) = 1 / (1 + e^(−z)) for one number, never computing an e^x that overflows.
+
+    For z < 0 the same value is e^z / (1 + e^z), whose exponent is negative.
+    """
+    if z >= 0:
+        return 1 / (1 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1 + e)
+
+
+@kernel
 def sigmoid_forward(A, Z):
     """(2) A = 1 / (1 + e^(−Z))."""
     # Z (n, m) -> A (n, m)
     n, m = Z.shape
     for i in range(n):
         for s in range(m):
-            A[i, s] = 1 / (1 + math.exp(-Z[i, s]))
+            A[i, s] = sigmoid(Z[i, s])
 
 
 @kernel

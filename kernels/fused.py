@@ -26,6 +26,7 @@ import math
 import numpy as np
 from numba import prange
 
+from .activations import sigmoid
 from .jit import kernel, parallel_kernel
 from .network import CROSS_ENTROPY, RELU, SIGMOID, update
 from .optimizers import l2_backward, l2_penalty
@@ -171,7 +172,7 @@ def tile_step(
             if hidden == RELU:
                 A1[s, j] = 0 if z <= 0 else z  # NaN stays NaN
             elif hidden == SIGMOID:
-                A1[s, j] = 1 / (1 + math.exp(-z))
+                A1[s, j] = sigmoid(z)
             else:
                 A1[s, j] = math.tanh(z)
 
@@ -204,7 +205,7 @@ def tile_step(
                 A2[s, c] = A2[s, c] / exp_sum - (1 if c == label else 0)
         else:
             for c in range(k):
-                a = 1 / (1 + math.exp(-A2[s, c]))  # (3) sigmoid output
+                a = sigmoid(A2[s, c])  # (3) sigmoid output
                 error = a - (1 if c == label else 0)  # (7) dA2 = A2 − Y
                 loss_sum += 0.5 * error * error  # (5)
                 A2[s, c] = error * a * (1 - a)  # (7) dZ2 = dA2 ⊙ A2 ⊙ (1 − A2), in place

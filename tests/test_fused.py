@@ -52,7 +52,7 @@ def problem(hidden_units, activation, loss, dtype, seed=0):
 
 CASES = list(
     itertools.product(
-        [1, 3, 4, 9],  # hidden units: below, at and above the 4-unit block
+        [3, 9],  # hidden units: fewer than one 4-unit block; two blocks and one unit more
         HIDDEN,
         LOSSES,
         OPTIMIZERS,
@@ -60,7 +60,7 @@ CASES = list(
 )
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 100, N_SAMPLES])
+@pytest.mark.parametrize("batch_size", [1, 7, N_SAMPLES])
 @pytest.mark.parametrize(("hidden_units", "activation", "loss", "optimizer"), CASES)
 def test_fused_epoch_matches_the_per_equation_path(
     hidden_units, activation, loss, optimizer, batch_size
@@ -90,6 +90,7 @@ def test_fused_epoch_matches_the_oracle(dtype, batch_size):
     assert_close(theta, expected, rtol=rtol, atol=atol, what="θ")
 
 
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="without the JIT there are no threads")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [100, 1000])
 def test_fused_epoch_is_bit_identical_for_any_thread_count(dtype, batch_size):
