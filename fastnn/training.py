@@ -82,10 +82,16 @@ def numba_train_epoch(theta, state1, state2, X, labels, order, sizes, *settings)
     return epoch(theta, state1, state2, X, labels, order, sizes, *settings)
 
 
+def numba_predict(outputs, theta, X, sizes, *settings):
+    """One hidden layer: the fused forward; any other depth: the per-equation path."""
+    forward = fused.predict if len(sizes) == 3 else network.predict
+    return forward(outputs, theta, X, sizes, *settings)
+
+
 def backend_functions(name: str) -> SimpleNamespace:
     """train_epoch and predict of the named backend; both have the same signatures."""
     if name == "numba":
-        return SimpleNamespace(train_epoch=numba_train_epoch, predict=network.predict)
+        return SimpleNamespace(train_epoch=numba_train_epoch, predict=numba_predict)
     if name == "numpy":
         return SimpleNamespace(train_epoch=oracle.train_epoch, predict=oracle.predict)
     raise FastnnError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -247,7 +253,7 @@ def compile_kernels(net, X, labels, codes, hyper, batch_size) -> float:
         theta, np.zeros_like(theta), np.zeros_like(theta), X, labels, order,
         net.layer_sizes, *codes, *hyper, 0, min(batch_size, few),
     )  # fmt: skip
-    network.predict(
+    numba_predict(
         np.empty((few, net.sizes[-1]), net.dtype), theta, X, net.layer_sizes,
         codes[0], codes[1], PREDICT_CHUNK,
     )  # fmt: skip

@@ -26,10 +26,11 @@ import math
 import numpy as np
 from numba import prange
 
-from .activations import sigmoid
+from .activations import sigmoid, sigmoid_forward
 from .jit import kernel, parallel_kernel
-from .network import CROSS_ENTROPY, RELU, SIGMOID, update
+from .network import CROSS_ENTROPY, RELU, SIGMOID, hidden_forward, update
 from .optimizers import l2_backward, l2_penalty
+from .output import softmax_forward
 
 TILE = 16  # samples whose activations are held at once in a chunk's scratch
 CHUNK = 48  # samples a parallel piece of a batch takes at least: a batch of 100 is 2 pieces
@@ -150,6 +151,20 @@ def first_layer_gradient(gW1, gb1, dZ1, X, order, first, count):
 
 
 @kernel
+def second_layer_forward(Z2, W2, b2, A1, count):
+    """(1) Z2[s, c] = b2[c] + Σ_j W2[c, j]·A1[s, j] for the tile's samples."""
+    # W2 (k, H), b2 (k,), A1 (TILE, H) -> Z2 (TILE, k), samples as rows
+    k, H = W2.shape
+    zero = W2.dtype.type(0)
+    for s in range(count):
+        for c in range(k):
+            total = zero
+            for j in range(H):
+                total += W2[c, j] * A1[s, j]
+            Z2[s, c] = total + b2[c]
+
+
+@kernel
 def tile_step(
     gW1, gb1, gW2, gb2, Z1, A1, dZ1, A2,
     W1, b1, W2, b2, X, labels, order, first, count, hidden, loss,
@@ -164,26 +179,13 @@ def tile_step(
     loss_sum = 0.0
     correct = 0
 
-    # (1) Z1 = W1·A0 + b1, then (2) A1 = g(Z1)
+    # (1) Z1 = W1·A0 + b1, (2) A1 = g(Z1), (1) Z2 = W2·A1 + b2 (kept in A2 for now)
     first_layer_forward(Z1, W1, b1, X, order, first, count)
-    for s in range(count):
-        for j in range(H):
-            z = Z1[s, j]
-            if hidden == RELU:
-                A1[s, j] = 0 if z <= 0 else z  # NaN stays NaN
-            elif hidden == SIGMOID:
-                A1[s, j] = sigmoid(z)
-            else:
-                A1[s, j] = math.tanh(z)
+    hidden_forward(A1[:count], Z1[:count], hidden)  # elementwise: rows or columns alike
+    second_layer_forward(A2, W2, b2, A1, count)
 
     for s in range(count):
         label = labels[order[first + s]]
-        # (1) Z2 = W2·A1 + b2, kept in A2 until the output function overwrites it
-        for c in range(k):
-            total = zero
-            for j in range(H):
-                total += W2[c, j] * A1[s, j]
-            A2[s, c] = total + b2[c]
         best = 0
         for c in range(1, k):
             if A2[s, c] > A2[s, best]:
@@ -341,3 +343,27 @@ def train_epoch(
         reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
                           learning_rate, weight_decay, beta1, beta2, eps, step + steps)  # fmt: skip
     return total_loss, correct, steps
+
+
+@parallel_kernel
+def predict(outputs, theta, X, sizes, hidden, loss, chunk):
+    """network.predict for one hidden layer: (1), (2), (1), (3) a tile of samples at a time."""
+    # X (N, n_in) -> outputs (N, k): the top layer's A, samples as rows
+    n_samples = X.shape[0]
+    n_in, H, k = sizes[0], sizes[1], sizes[2]
+    W1, b1, W2, b2 = views(theta, H, n_in, k)
+    order = np.arange(n_samples)
+    n_tiles = (n_samples + TILE - 1) // TILE
+    for tile in prange(n_tiles):  # iteration owns outputs[first:first + count]
+        first = tile * TILE
+        count = min(TILE, n_samples - first)
+        Z1 = np.empty((TILE, H), theta.dtype)
+        A1 = np.empty((TILE, H), theta.dtype)
+        first_layer_forward(Z1, W1, b1, X, order, first, count)
+        hidden_forward(A1[:count], Z1[:count], hidden)
+        logits = outputs[first : first + count]
+        second_layer_forward(logits, W2, b2, A1, count)
+        if loss == CROSS_ENTROPY:
+            softmax_forward(logits.T, logits.T)  # in place, one sample (column of .T) at a time
+        else:
+            sigmoid_forward(logits, logits)

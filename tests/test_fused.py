@@ -123,3 +123,17 @@ def test_chunks_cover_the_batch_once_at_multiples_of_four(m):
     assert bounds[0][0] == 0 and bounds[-1][1] == m
     for (first, last), (next_first, _) in itertools.pairwise(bounds):
         assert last == next_first and first % 4 == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", list(HIDDEN))
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_fused_predict_matches_the_oracle(dtype, activation, loss):
+    net, X, _, _ = problem(9, activation, loss, dtype)
+    outputs = np.full((N_SAMPLES, 10), np.nan, dtype)
+    expected = np.full((N_SAMPLES, 10), np.nan, dtype)
+    arguments = (net.theta, X, net.layer_sizes, HIDDEN[activation], LOSSES[loss], 1000)
+    fused.predict(outputs, *arguments)
+    oracle.predict(expected, *arguments)
+    rtol, atol = (1e-10, 1e-15) if dtype == np.float64 else (1e-5, 1e-7)
+    assert_close(outputs, expected, rtol=rtol, atol=atol, what="A2")
