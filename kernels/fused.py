@@ -36,6 +36,7 @@ TILE = 16  # samples whose activations are held at once in a chunk's scratch
 CHUNK = 48  # samples a parallel piece of a batch takes at least: a batch of 100 is 2 pieces
 MAX_CHUNKS = 8  # and at most this many pieces: enough to balance 2-8 threads
 BLOCK = 4096  # parameters per parallel piece of the update
+SERIAL_UPDATE = 32768  # up to this many parameters the update runs on one thread
 
 
 @kernel
@@ -123,7 +124,8 @@ def first_layer_forward(Z1, W1, b1, X, order, first, count):
 def first_layer_gradient(gW1, gb1, dZ1, X, order, first, count):
     """(8) gW1[j, :] += Σ_s dZ1[s, j]·X[order[first + s], :] and (9) gb1[j] += Σ_s dZ1[s, j].
 
-    Four samples at a time: a row of gW1 is read and written once for four samples' terms.
+    Four units × four samples at a time: a row of gW1 is read and written once for four
+    samples' terms, and each pixel loaded serves four units.
     """
     # dZ1 (count, H), X (N, n_in) -> gW1 (H, n_in), gb1 (H,), accumulated
     H, n_in = gW1.shape
@@ -134,9 +136,25 @@ def first_layer_gradient(gW1, gb1, dZ1, X, order, first, count):
     while s + 4 <= count:
         x0, x1 = X[order[first + s]], X[order[first + s + 1]]
         x2, x3 = X[order[first + s + 2]], X[order[first + s + 3]]
-        for j in range(H):
+        r0, r1, r2, r3 = dZ1[s], dZ1[s + 1], dZ1[s + 2], dZ1[s + 3]  # the four samples' dZ1
+        j = 0
+        while j + 4 <= H:  # four rows of gW1 at once: each pixel loaded serves four units
+            g0, g1, g2, g3 = gW1[j], gW1[j + 1], gW1[j + 2], gW1[j + 3]
+            d00, d01, d02, d03 = r0[j], r1[j], r2[j], r3[j]  # d<unit><sample>
+            d10, d11, d12, d13 = r0[j + 1], r1[j + 1], r2[j + 1], r3[j + 1]
+            d20, d21, d22, d23 = r0[j + 2], r1[j + 2], r2[j + 2], r3[j + 2]
+            d30, d31, d32, d33 = r0[j + 3], r1[j + 3], r2[j + 3], r3[j + 3]
+            for i in range(n_in):
+                p0, p1, p2, p3 = x0[i], x1[i], x2[i], x3[i]
+                g0[i] += d00 * p0 + d01 * p1 + d02 * p2 + d03 * p3
+                g1[i] += d10 * p0 + d11 * p1 + d12 * p2 + d13 * p3
+                g2[i] += d20 * p0 + d21 * p1 + d22 * p2 + d23 * p3
+                g3[i] += d30 * p0 + d31 * p1 + d32 * p2 + d33 * p3
+            j += 4
+        tiled_units = j
+        for j in range(tiled_units, H):  # the last H mod 4 units: one unit, four samples
             g = gW1[j]
-            d0, d1, d2, d3 = dZ1[s, j], dZ1[s + 1, j], dZ1[s + 2, j], dZ1[s + 3, j]
+            d0, d1, d2, d3 = r0[j], r1[j], r2[j], r3[j]
             for i in range(n_in):
                 g[i] += d0 * x0[i] + d1 * x1[i] + d2 * x2[i] + d3 * x3[i]
         s += 4
@@ -278,32 +296,43 @@ def batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order,
         corrects[c] = correct
 
 
+@kernel
+def reduce_and_update_block(
+    theta, state1, state2, dtheta, partial, chunks, m, sizes,
+    optimizer, learning_rate, weight_decay, beta1, beta2, eps, step, a, b,
+):  # fmt: skip
+    """For θ[a:b]: dθ = Σ_chunks partial / m, (12) L2 on the weights, then the update."""
+    n_in, H, k = sizes[0], sizes[1], sizes[2]
+    for i in range(a, b):
+        dtheta[i] = partial[0, i]
+    for c in range(1, chunks):  # fixed order: the same sum for any thread count
+        for i in range(a, b):
+            dtheta[i] += partial[c, i]
+    scale = theta.dtype.type(1 / m)
+    for i in range(a, b):
+        dtheta[i] *= scale
+    if weight_decay != 0:
+        # W1 is θ[0, H·n_in), W2 is θ[W2_first, W2_first + k·H): decay their parts here
+        W2_first = H * n_in + H
+        for w_first, w_last in ((0, H * n_in), (W2_first, W2_first + k * H)):
+            lo, hi = max(a, w_first), min(b, w_last)
+            if lo < hi:
+                l2_backward(dtheta[lo:hi], theta[lo:hi], weight_decay)
+    update(theta[a:b], state1[a:b], state2[a:b], dtheta[a:b], optimizer,
+           learning_rate, beta1, beta2, eps, step)  # fmt: skip
+
+
 @parallel_kernel
 def reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
                       learning_rate, weight_decay, beta1, beta2, eps, step):  # fmt: skip
-    """dθ = Σ_chunks partial / m, (12) L2 on the weights, then the update on θ."""
-    n_in, H, k = sizes[0], sizes[1], sizes[2]
+    """reduce_and_update_block over all of θ, in blocks split across threads."""
     p = theta.size
-    W2_first = H * n_in + H
     for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
         a = block * BLOCK
         b = min(p, a + BLOCK)
-        for i in range(a, b):
-            dtheta[i] = partial[0, i]
-        for c in range(1, chunks):  # fixed order: the same sum for any thread count
-            for i in range(a, b):
-                dtheta[i] += partial[c, i]
-        scale = theta.dtype.type(1 / m)
-        for i in range(a, b):
-            dtheta[i] *= scale
-        if weight_decay != 0:
-            # W1 is θ[0, H·n_in), W2 is θ[W2_first, W2_first + k·H): decay their parts here
-            for w_first, w_last in ((0, H * n_in), (W2_first, W2_first + k * H)):
-                lo, hi = max(a, w_first), min(b, w_last)
-                if lo < hi:
-                    l2_backward(dtheta[lo:hi], theta[lo:hi], weight_decay)
-        update(theta[a:b], state1[a:b], state2[a:b], dtheta[a:b], optimizer,
-               learning_rate, beta1, beta2, eps, step)  # fmt: skip
+        reduce_and_update_block(theta, state1, state2, dtheta, partial, chunks, m, sizes,
+                                optimizer, learning_rate, weight_decay, beta1, beta2, eps,
+                                step, a, b)  # fmt: skip
 
 
 @kernel
@@ -340,8 +369,13 @@ def train_epoch(
             batch_loss += l2_penalty(W1, weight_decay) + l2_penalty(W2, weight_decay)  # (12)
         total_loss += m * batch_loss
         steps += 1
-        reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
-                          learning_rate, weight_decay, beta1, beta2, eps, step + steps)  # fmt: skip
+        update_settings = (optimizer, learning_rate, weight_decay, beta1, beta2, eps, step + steps)
+        if theta.size <= SERIAL_UPDATE:  # waking the threads would cost more than the update
+            reduce_and_update_block(theta, state1, state2, dtheta, partial, chunks, m, sizes,
+                                    *update_settings, 0, theta.size)  # fmt: skip
+        else:
+            reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes,
+                              *update_settings)  # fmt: skip
     return total_loss, correct, steps
 
 

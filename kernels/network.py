@@ -66,6 +66,15 @@ def layer_view(buffer, sizes, layer, capacity, m):
 
 
 @kernel
+def layers_buffer(theta, sizes, capacity):
+    """A flat buffer with room for `capacity` samples of every layer l = 1..L, θ's dtype."""
+    units = 0
+    for l in range(1, sizes.size):
+        units += sizes[l]
+    return np.empty(units * capacity, theta.dtype)
+
+
+@kernel
 def hidden_forward(A, Z, hidden):
     """(2) A = g(Z) for the hidden activation named by its code."""
     if hidden == RELU:
@@ -228,17 +237,11 @@ def train_epoch(
     n_samples = order.size
     n_layers = sizes.size - 1
     capacity = min(batch_size, n_samples)
-    units = 0
-    for l in range(1, n_layers + 1):
-        units += sizes[l]
-    dtype = theta.dtype
-    Zs = np.empty(units * capacity, dtype)
-    As = np.empty(units * capacity, dtype)
-    dZs = np.empty(units * capacity, dtype)
-    dAs = np.empty(units * capacity, dtype)
+    Zs, As = layers_buffer(theta, sizes, capacity), layers_buffer(theta, sizes, capacity)
+    dZs, dAs = layers_buffer(theta, sizes, capacity), layers_buffer(theta, sizes, capacity)
     dtheta = np.empty_like(theta)
-    A0_buffer = np.empty(sizes[0] * capacity, dtype)
-    Y_buffer = np.empty(sizes[n_layers] * capacity, dtype)
+    A0_buffer = np.empty(sizes[0] * capacity, theta.dtype)
+    Y_buffer = np.empty(sizes[n_layers] * capacity, theta.dtype)
     total_loss = 0.0
     correct = 0
     steps = 0
@@ -268,14 +271,9 @@ def predict(outputs, theta, X, sizes, hidden, loss, chunk):
     n_layers = sizes.size - 1
     k = sizes[n_layers]
     capacity = min(chunk, n_samples)
-    units = 0
-    for l in range(1, n_layers + 1):
-        units += sizes[l]
-    dtype = theta.dtype
-    Zs = np.empty(units * capacity, dtype)
-    As = np.empty(units * capacity, dtype)
-    A0_buffer = np.empty(sizes[0] * capacity, dtype)
-    Y_unused = np.empty(k * capacity, dtype)
+    Zs, As = layers_buffer(theta, sizes, capacity), layers_buffer(theta, sizes, capacity)
+    A0_buffer = np.empty(sizes[0] * capacity, theta.dtype)
+    Y_unused = np.empty(k * capacity, theta.dtype)
     labels_unused = np.zeros(n_samples, np.int64)
     order = np.arange(n_samples)
     for start in range(0, n_samples, capacity):
