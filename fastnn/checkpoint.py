@@ -10,15 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from dataclasses import asdict, fields
-from pathlib import Path
 
 import numpy as np
 
 from .errors import FastnnError
-from .model import atomic_write, parameter_count
-from .training import EpochRecord, TrainConfig, TrainingState
+from .model import ACTIVATIONS, DTYPES, LOSSES, atomic_write, parameter_count, read_npz
+from .training import BACKENDS, OPTIMIZERS, EpochRecord, TrainConfig, TrainingState
 
 CHECKPOINT_FORMAT = "fastnn-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -54,14 +52,10 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[TrainConfig, TrainingState, str]:
     """(settings, state, data fingerprint) of a checkpoint; FastnnError for anything else."""
-    if not Path(path).is_file():
-        raise FastnnError(f"{path}: no such checkpoint")
-    if not zipfile.is_zipfile(path):
-        raise FastnnError(f"{path}: not a fastnn checkpoint (not a .npz archive)")
+    arrays = read_npz(path, "fastnn checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-            arrays = {name: archive[name] for name in ARRAYS}
+        meta = json.loads(str(arrays["meta"]))
+        arrays = {name: arrays[name] for name in ARRAYS}
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError("no fastnn checkpoint header")
         if meta["version"] > CHECKPOINT_VERSION:
@@ -81,11 +75,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TrainConfig, TrainingState
             history=[EpochRecord(**record) for record in meta["history"]],
         )
         fingerprint = str(meta["data"])
+        size = parameter_count(config.sizes())
+        check_names(config)
     except FastnnError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as error:
         raise FastnnError(f"{path}: not a usable fastnn checkpoint ({error})") from None
-    size = parameter_count(config.sizes())
     for name in ARRAYS:
         array = getattr(state, name)
         if array.shape != (size,) or array.dtype != np.dtype(config.dtype):
@@ -93,6 +88,18 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[TrainConfig, TrainingState
         if not np.all(np.isfinite(array)):
             raise FastnnError(f"{path}: array '{name}' contains NaN or infinity")
     return config, state, fingerprint
+
+
+def check_names(config: TrainConfig) -> None:
+    """ValueError unless every named choice is one fastnn knows and every width is ≥ 1."""
+    for name, known in (
+        ("activation", ACTIVATIONS), ("loss", LOSSES), ("optimizer", OPTIMIZERS),
+        ("dtype", DTYPES), ("backend", BACKENDS),
+    ):  # fmt: skip
+        if getattr(config, name) not in known:
+            raise ValueError(f"unknown {name} {getattr(config, name)!r}")
+    if not all(isinstance(width, int) and width >= 1 for width in config.hidden):
+        raise ValueError(f"bad hidden widths {config.hidden!r}")
 
 
 def data_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:

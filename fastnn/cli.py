@@ -38,9 +38,13 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_float(text: str) -> float:
-    if text.strip() in ("0", "0.0"):
-        return 0.0
-    return positive_float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number ≥ 0")
+    return abs(value)  # -0 is 0
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:

@@ -6,6 +6,7 @@ an optimizer updates them with one loop and a model file stores them as named ar
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import tempfile
@@ -104,6 +105,12 @@ def init_network(
 # ---- model files -----------------------------------------------------------------------------
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call write(file) on a temporary file beside `path`, then rename it into place.
 
@@ -111,8 +118,12 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    prefix, suffix = f".{path.name}.", ".tmp"
+    for stale in folder.glob(glob.escape(prefix) + "*" + suffix):  # left by a killed process
+        stale.unlink(missing_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     try:
+        os.chmod(temporary, 0o666 & ~current_umask())  # as open() would make it, not mkstemp's 0600
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()
@@ -147,20 +158,27 @@ def save_model(path: str | os.PathLike, net: Network) -> None:
         raise FastnnError(f"{path}: cannot write the model: {error.strerror or error}") from None
 
 
-def load_model(path: str | os.PathLike) -> Network:
-    """Read a model file written by save_model, refusing anything else (pickles included)."""
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
-        raise FastnnError(f"{path}: not a fastnn model file (not a .npz archive)")
+def read_npz(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, read without unpickling; FastnnError for anything else."""
+    if not Path(path).exists():
+        raise FastnnError(f"{path}: no such file")
+    if Path(path).is_dir():
+        raise FastnnError(f"{path}: is a folder, not a {what}")
+    if not zipfile.is_zipfile(path):
+        raise FastnnError(f"{path}: not a {what} (not a .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise FastnnError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FastnnError(f"{path}: is a folder, not a model file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+            return {name: archive[name] for name in archive.files}
+    except MemoryError:
+        raise FastnnError(f"{path}: not a {what} (an entry is too large to read)") from None
+    except Exception as error:  # a damaged zip fails in many ways: zipfile, zlib, numpy's header
         reason = "it holds pickled objects" if "pickle" in str(error) else f"unreadable: {error}"
-        raise FastnnError(f"{path}: not a fastnn model file ({reason})") from None
+        raise FastnnError(f"{path}: not a {what} ({reason})") from None
+
+
+def load_model(path: str | os.PathLike) -> Network:
+    """Read a model file written by save_model, refusing anything else (pickles included)."""
+    arrays = read_npz(path, "fastnn model file")
     if not isinstance(arrays, dict) or str(arrays.get("format", "")) != MODEL_FORMAT:
         raise FastnnError(f"{path}: not a fastnn model file (no 'format' entry '{MODEL_FORMAT}')")
     return network_from_arrays(path, arrays)
@@ -193,18 +211,20 @@ def network_from_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) 
     dtype = arrays.get("W1", np.empty(0)).dtype
     if dtype not in (np.float32, np.float64):
         raise fail(f"weights must be float32 or float64, not {dtype}")
-    net = Network(sizes, activation, loss, np.empty(parameter_count(sizes), dtype=dtype))
-    for l, (W, b) in enumerate(net.parameters(), start=1):
-        for name, target in ((f"W{l}", W), (f"b{l}", b)):
+    # Every array is checked against `sizes` before anything sized by `sizes` is allocated.
+    for l, (n_in, n_out) in enumerate(itertools.pairwise(sizes), start=1):
+        for name, shape in ((f"W{l}", (n_out, n_in)), (f"b{l}", (n_out,))):
             if name not in arrays:
                 raise fail(f"missing array '{name}'")
             array = arrays[name]
-            if array.shape != target.shape or array.dtype != dtype:
+            if array.shape != shape or array.dtype != dtype:
                 raise fail(
                     f"array '{name}' is {array.dtype}{list(array.shape)}, "
-                    f"expected {np.dtype(dtype)}{list(target.shape)}"
+                    f"expected {np.dtype(dtype)}{list(shape)}"
                 )
             if not np.all(np.isfinite(array)):
                 raise fail(f"array '{name}' contains NaN or infinity")
-            target[:] = array
+    net = Network(sizes, activation, loss, np.empty(parameter_count(sizes), dtype=dtype))
+    for l, (W, b) in enumerate(net.parameters(), start=1):
+        W[:], b[:] = arrays[f"W{l}"], arrays[f"b{l}"]
     return net

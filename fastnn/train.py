@@ -204,10 +204,14 @@ def describe(config: TrainConfig, threads: int) -> str:
     )
 
 
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%" if np.isfinite(fraction) else "n/a"
+
+
 def print_epoch(record: EpochRecord) -> None:
     print(
         f"{record.epoch:5d}  {record.loss:9.4f}  {100 * record.train_accuracy:8.2f}%  "
-        f"{100 * record.dev_accuracy:7.2f}%  {record.seconds:7.2f}",
+        f"{percent(record.dev_accuracy):>8}  {record.seconds:7.2f}",
         flush=True,
     )
 
@@ -241,12 +245,33 @@ def check_sizes(config: TrainConfig, n_train: int) -> int:
         raise FastnnError(
             f"--dev-size {config.dev_size} must be smaller than the {n_train} training images"
         )
+    if config.patience is not None and config.dev_size == 0:
+        raise FastnnError("--patience watches the dev accuracy: it needs --dev-size of at least 1")
     n_fit = n_train - config.dev_size
     if config.batch_size is not None and config.batch_size > n_fit:
         raise FastnnError(
             f"--batch-size {config.batch_size} is larger than the {n_fit} images trained on"
         )
     return n_fit
+
+
+def resume_hint(args: argparse.Namespace, checkpoint_path: Path | None) -> str:
+    """What a stopped run left, read from the checkpoint file itself, and how to continue."""
+    if not checkpoint_path:
+        return "nothing saved (with --checkpoint PATH a run can be resumed)"
+    try:
+        epoch = load_checkpoint(checkpoint_path)[1].epoch
+    except FastnnError:
+        return "stopped before the first epoch ended: no checkpoint yet"
+    command = [*PROG.split(), "--resume", str(checkpoint_path)]
+    if args.data:
+        command += ["--data", str(args.data)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    return (
+        f"the checkpoint {checkpoint_path} holds epoch {epoch}. "
+        f"Continue with: {shlex.join(command)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,12 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'epoch':>5}  {'loss':>9}  {'train acc':>9}  {'dev acc':>8}  {'seconds':>7}", flush=True
     )
 
-    saved_epoch = resume_state.epoch if resume_state is not None else 0
-
     def write_checkpoint(state: TrainingState) -> None:
-        nonlocal saved_epoch
         save_checkpoint(checkpoint_path, config, state, fingerprint)
-        saved_epoch = state.epoch
 
     try:
         result = train(
@@ -292,19 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             on_state=write_checkpoint if checkpoint_path else None,
         )
     except KeyboardInterrupt:
-        if checkpoint_path and saved_epoch:
-            print(
-                f"\ninterrupted; the checkpoint {checkpoint_path} holds epoch {saved_epoch}. "
-                f"Continue with: {PROG} --resume {shlex.quote(str(checkpoint_path))}",
-                file=sys.stderr,
-            )
-        elif checkpoint_path:
-            print("\ninterrupted before the first epoch ended: no checkpoint yet", file=sys.stderr)
-        else:
-            print(
-                "\ninterrupted; nothing saved (with --checkpoint PATH a run can be resumed)",
-                file=sys.stderr,
-            )
+        print("\ninterrupted; " + resume_hint(args, checkpoint_path), file=sys.stderr)
         return cli.EXIT_INTERRUPTED
     net = result.network
     if result.stopped_early:
@@ -338,6 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def finite_or_null(value):
+    """The metrics with NaN (no dev set) as null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(item) for item in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def write_metrics(
     path: Path, config, result, dev_accuracy, test_accuracy, seconds, threads
 ) -> None:
@@ -353,7 +375,7 @@ def write_metrics(
         "config": {**vars(config), "hidden": list(config.hidden)},
         "history": result.history_dicts(),
     }
-    text = json.dumps(metrics, indent=2, default=lambda value: np.asarray(value).tolist())
+    text = json.dumps(finite_or_null(metrics), indent=2, allow_nan=False)
     try:
         atomic_write(path, lambda file: file.write(text.encode() + b"\n"))
     except OSError as error:

@@ -197,11 +197,6 @@ def test_bad_input_through_python_dash_m(random_folder) -> None:
     assert_one_line_error(done.stderr, "--dev-size")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli.non_negative_float accepts zero only spelled '0' or '0.0'; '0.00', '0e0' and "
-    "'-0' fall through to positive_float and are refused",
-)
 @pytest.mark.parametrize("zero", ["0.00", "0e0"])
 def test_l2_accepts_any_spelling_of_zero(zero, small, capsys) -> None:
     status, _, err = train(small_run(small, "--epochs", 1, "--l2", zero), capsys)
@@ -252,11 +247,6 @@ def refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with --dev-size 0 the dev accuracy is NaN and train.write_metrics writes it as a bare "
-    "NaN token (json.dumps allow_nan=True), which is not JSON: strict parsers reject the file",
-)
 def test_metrics_are_strict_json_without_a_dev_set(small, tmp_path, capsys) -> None:
     metrics_path = tmp_path / "metrics.json"
     status, _, err = train(

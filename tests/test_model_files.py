@@ -76,11 +76,6 @@ def test_save_replaces_an_existing_model(tmp_path) -> None:
     assert [path.name for path in tmp_path.iterdir()] == ["model.npz"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.atomic_write creates the file with tempfile.mkstemp (mode 0600) and renames "
-    "it, so a saved model is private to its owner whatever the umask says",
-)
 def test_saved_model_has_the_usual_permissions(tmp_path) -> None:
     umask = os.umask(0o022)
     os.umask(umask)
@@ -201,11 +196,6 @@ def test_load_names_a_missing_file_and_a_folder(tmp_path) -> None:
     assert str(tmp_path) in str(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.network_from_arrays allocates np.empty(parameter_count(sizes)) from the file's "
-    "'sizes' before comparing any array with it: a huge width raises MemoryError or ValueError",
-)
 @pytest.mark.parametrize(
     "sizes", [np.array([784, 2**40, 10]), np.array([784, 2**62, 10], dtype=np.uint64)],
     ids=["2**40 wide", "2**62 wide"],
@@ -218,11 +208,6 @@ def test_load_refuses_absurd_sizes_without_allocating(sizes, tmp_path) -> None:
     assert str(raised.value).startswith(f"{path}: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model.load_model catches neither NotImplementedError (zipfile: unsupported "
-    "compression method or zip version) nor RuntimeError (zipfile: encrypted member)",
-)
 @pytest.mark.parametrize("corruption", ["compression method 99", "encrypted flag"])
 def test_load_refuses_a_corrupt_zip_directory(corruption, tmp_path) -> None:
     content = bytearray(valid_file_bytes(tmp_path))
@@ -240,7 +225,7 @@ def test_load_refuses_a_corrupt_zip_directory(corruption, tmp_path) -> None:
 
 # ---- fuzzing ---------------------------------------------------------------------------------
 
-# derandomize: the same examples every run, so the xfail below is a fact, not a coin toss.
+# derandomize: the same examples every run, so a failure here is a fact, not a coin toss.
 FUZZ = settings(
     max_examples=300,
     deadline=None,
@@ -297,15 +282,6 @@ def test_fuzz_truncations(tiny_model, data) -> None:
     load_or_refuse(path, content[:end])
 
 
-ESCAPES_FROM_ZIPFILE = (
-    "some byte changes in the zip's central directory make zipfile raise NotImplementedError "
-    "('That compression method is not supported', 'zip file version 19.7', 'compressed patched "
-    "data (flag bit 5)', 'strong encryption (flag bit 6)') or RuntimeError ('... is encrypted, "
-    "password required'), which model.load_model does not catch"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ESCAPES_FROM_ZIPFILE)
 @FUZZ
 @given(data=st.data())
 def test_fuzz_byte_flips(tiny_model, data) -> None:
@@ -323,7 +299,6 @@ def test_fuzz_byte_flips(tiny_model, data) -> None:
     load_or_refuse(path, bytes(changed))
 
 
-@pytest.mark.xfail(strict=True, reason=ESCAPES_FROM_ZIPFILE)
 def test_every_byte_of_the_zip_directory_changed(tiny_model) -> None:
     """The deterministic twin of the fuzz: each byte of the central directory set to 0xFF, and
     with its lowest bit flipped, one at a time."""

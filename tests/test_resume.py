@@ -209,12 +209,6 @@ def test_ctrl_c_says_how_to_resume_and_resuming_is_identical(small, reference, t
     assert_identical_npz(reference, model)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Ctrl-C hint 'Continue with: python -m fastnn.train --resume PATH' leaves out "
-    "--data, which the checkpoint does not record: followed as printed it resumes on other data "
-    "($FASTNN_DATA or the cache) and is refused",
-)
 def test_ctrl_c_hint_works_as_printed(small, tmp_path) -> None:
     checkpoint = tmp_path / "ckpt.npz"
     process = start_module(TRAIN, *on_small(small, *KILL_RUN, "--checkpoint", checkpoint))
@@ -231,12 +225,6 @@ def test_ctrl_c_hint_works_as_printed(small, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train.main sets saved_epoch only after save_checkpoint returns: a Ctrl-C landing "
-    "between the rename and that assignment reports the previous epoch, or 'no checkpoint yet' "
-    "in epoch 1, though the checkpoint on disk holds the new epoch",
-)
 def test_ctrl_c_just_after_a_checkpoint_is_renamed_into_place(small, tmp_path, capsys,
                                                                monkeypatch):  # fmt: skip
     """Ctrl-C arriving in the instant after os.replace, simulated in this process."""
@@ -346,11 +334,6 @@ def test_model_file_is_not_a_checkpoint(small, tmp_path, capsys) -> None:
     assert_one_line_error(err, str(model), "checkpoint")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_checkpoint catches neither NotImplementedError (zipfile: unsupported "
-    "compression method) nor RuntimeError (zipfile: encrypted member): a traceback escapes",
-)
 @pytest.mark.parametrize("corruption", ["compression method 99", "encrypted flag"])
 def test_checkpoint_with_corrupt_zip_header(corruption, small, one_epoch_checkpoint, tmp_path,
                                             capsys):  # fmt: skip
