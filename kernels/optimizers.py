@@ -63,11 +63,12 @@ def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, ep
     real = theta.dtype.type
     correction1, correction2 = real(1 - beta1**step), real(1 - beta2**step)
     alpha, epsilon = real(learning_rate), real(epsilon)
-    beta1, beta2 = real(beta1), real(beta2)
+    # 1 − β from the float64 β: in float32, 1 − 0.999f is 1.3e-5 off 0.001
+    keep1, take1, keep2, take2 = real(beta1), real(1 - beta1), real(beta2), real(1 - beta2)
     for i in range(theta.size):
         g = dtheta[i]
-        moment1[i] = beta1 * moment1[i] + (1 - beta1) * g
-        moment2[i] = beta2 * moment2[i] + (1 - beta2) * g * g
+        moment1[i] = keep1 * moment1[i] + take1 * g
+        moment2[i] = keep2 * moment2[i] + take2 * g * g
         m_hat = moment1[i] / correction1
         v_hat = moment2[i] / correction2
         theta[i] -= alpha * m_hat / (math.sqrt(v_hat) + epsilon)
