@@ -36,7 +36,6 @@ TILE = 16  # samples whose activations are held at once in a chunk's scratch
 CHUNK = 48  # samples a parallel piece of a batch takes at least: a batch of 100 is 2 pieces
 MAX_CHUNKS = 8  # and at most this many pieces: enough to balance 2-8 threads
 BLOCK = 4096  # parameters per parallel piece of the update
-SERIAL_UPDATE = 32768  # up to this many parameters the update runs on one thread
 
 
 @kernel
@@ -280,7 +279,7 @@ def batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order,
         Z1 = scratch[c, 0]
         A1 = scratch[c, 1]
         dZ1 = scratch[c, 2]
-        A2 = scratch[c, 3, :, :k]
+        A2 = scratch[c, 3]  # (TILE, max(H, k)): the first k columns are used
         first, last = chunk_bounds(m, chunks, c)
         loss_sum = 0.0
         correct = 0
@@ -303,14 +302,18 @@ def reduce_and_update_block(
 ):  # fmt: skip
     """For θ[a:b]: dθ = Σ_chunks partial / m, (12) L2 on the weights, then the update."""
     n_in, H, k = sizes[0], sizes[1], sizes[2]
-    for i in range(a, b):
-        dtheta[i] = partial[0, i]
+    # Loops over views from 0 (not over range(a, b)): Numba then knows no index is negative,
+    # skips the wraparound check and vectorises (measured 8x on the reduction).
+    gradient, first_chunk = dtheta[a:b], partial[0, a:b]
+    for i in range(gradient.size):
+        gradient[i] = first_chunk[i]
     for c in range(1, chunks):  # fixed order: the same sum for any thread count
-        for i in range(a, b):
-            dtheta[i] += partial[c, i]
+        chunk = partial[c, a:b]
+        for i in range(gradient.size):
+            gradient[i] += chunk[i]
     scale = theta.dtype.type(1 / m)
-    for i in range(a, b):
-        dtheta[i] *= scale
+    for i in range(gradient.size):
+        gradient[i] *= scale
     if weight_decay != 0:
         # W1 is θ[0, H·n_in), W2 is θ[W2_first, W2_first + k·H): decay their parts here
         W2_first = H * n_in + H
@@ -369,13 +372,8 @@ def train_epoch(
             batch_loss += l2_penalty(W1, weight_decay) + l2_penalty(W2, weight_decay)  # (12)
         total_loss += m * batch_loss
         steps += 1
-        update_settings = (optimizer, learning_rate, weight_decay, beta1, beta2, eps, step + steps)
-        if theta.size <= SERIAL_UPDATE:  # waking the threads would cost more than the update
-            reduce_and_update_block(theta, state1, state2, dtheta, partial, chunks, m, sizes,
-                                    *update_settings, 0, theta.size)  # fmt: skip
-        else:
-            reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes,
-                              *update_settings)  # fmt: skip
+        reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
+                          learning_rate, weight_decay, beta1, beta2, eps, step + steps)  # fmt: skip
     return total_loss, correct, steps
 
 
