@@ -33,9 +33,9 @@ class TrainConfig:
     loss: str = "cross-entropy"
     init: str | None = None  # None: he for relu, glorot otherwise
     optimizer: str = "adam"
-    lr: float = 0.002
+    lr: float = 0.001
     l2: float = 0.0
-    epochs: int = 20
+    epochs: int = 40
     batch_size: int | None = 100  # None: the whole training set, one step an epoch
     dev_size: int = 5000
     patience: int | None = None  # None: no early stopping

@@ -267,7 +267,7 @@ def test_resume_refuses_contradicting_settings(small, one_epoch_checkpoint, caps
 
 def test_resume_accepts_settings_that_agree(small, one_epoch_checkpoint, capsys) -> None:
     status, out, err = train(
-        ["--data", small, "--threads", 1, "--resume", one_epoch_checkpoint, "--lr", "0.002",
+        ["--data", small, "--threads", 1, "--resume", one_epoch_checkpoint, "--lr", "0.001",
          "--hidden", "10", "--dev-size", DEV, "--epochs", 2],
         capsys,
     )  # fmt: skip
