@@ -264,37 +264,6 @@ def views(flat, H, n_in, k):
     )
 
 
-@parallel_kernel
-def batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order, start, m,
-                    sizes, hidden, loss):  # fmt: skip
-    """Every chunk's summed gradient (8), (9) of the m samples order[start:start + m]."""
-    # partial (chunks, p): row c is chunk c's Σ of per-sample gradients; losses, corrects (chunks,)
-    n_in, H, k = sizes[0], sizes[1], sizes[2]
-    chunks = chunk_count(m)
-    W1, b1, W2, b2 = views(theta, H, n_in, k)
-    for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
-        gradient = partial[c]
-        gradient[:] = 0
-        gW1, gb1, gW2, gb2 = views(gradient, H, n_in, k)
-        Z1 = scratch[c, 0]
-        A1 = scratch[c, 1]
-        dZ1 = scratch[c, 2]
-        A2 = scratch[c, 3]  # (TILE, max(H, k)): the first k columns are used
-        first, last = chunk_bounds(m, chunks, c)
-        loss_sum = 0.0
-        correct = 0
-        for tile_first in range(first, last, TILE):
-            count = min(TILE, last - tile_first)
-            tile_loss, tile_correct = tile_step(
-                gW1, gb1, gW2, gb2, Z1, A1, dZ1, A2,
-                W1, b1, W2, b2, X, labels, order, start + tile_first, count, hidden, loss,
-            )  # fmt: skip
-            loss_sum += tile_loss
-            correct += tile_correct
-        losses[c] = loss_sum
-        corrects[c] = correct
-
-
 @kernel
 def reduce_and_update_block(
     theta, state1, state2, dtheta, partial, chunks, m, sizes,
@@ -326,9 +295,38 @@ def reduce_and_update_block(
 
 
 @parallel_kernel
-def reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
-                      learning_rate, weight_decay, beta1, beta2, eps, step):  # fmt: skip
-    """reduce_and_update_block over all of θ, in blocks split across threads."""
+def parallel_step(
+    theta, state1, state2, dtheta, partial, losses, corrects, scratch, X, labels, order, start, m,
+    sizes, hidden, loss, optimizer, learning_rate, weight_decay, beta1, beta2, eps, step,
+):  # fmt: skip
+    """One step on the m samples order[start:start + m], in two parallel loops:
+    every chunk's summed gradient (8), (9), then dθ and the update, a block of θ at a time."""
+    # partial (chunks, p): row c is chunk c's Σ of per-sample gradients; losses, corrects (chunks,)
+    n_in, H, k = sizes[0], sizes[1], sizes[2]
+    chunks = chunk_count(m)
+    W1, b1, W2, b2 = views(theta, H, n_in, k)
+    for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
+        gradient = partial[c]
+        gradient[:] = 0
+        gW1, gb1, gW2, gb2 = views(gradient, H, n_in, k)
+        Z1 = scratch[c, 0]
+        A1 = scratch[c, 1]
+        dZ1 = scratch[c, 2]
+        A2 = scratch[c, 3]  # (TILE, max(H, k)): the first k columns are used
+        first, last = chunk_bounds(m, chunks, c)
+        loss_sum = 0.0
+        correct = 0
+        for tile_first in range(first, last, TILE):
+            count = min(TILE, last - tile_first)
+            tile_loss, tile_correct = tile_step(
+                gW1, gb1, gW2, gb2, Z1, A1, dZ1, A2,
+                W1, b1, W2, b2, X, labels, order, start + tile_first, count, hidden, loss,
+            )  # fmt: skip
+            loss_sum += tile_loss
+            correct += tile_correct
+        losses[c] = loss_sum
+        corrects[c] = correct
+
     p = theta.size
     for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
         a = block * BLOCK
@@ -360,37 +358,42 @@ def train_epoch(
     for start in range(0, n_samples, capacity):
         m = min(capacity, n_samples - start)
         chunks = chunk_count(m)
-        batch_gradients(partial, losses, corrects, scratch, theta, X, labels, order, start, m,
-                        sizes, hidden, loss)  # fmt: skip
-        batch_loss = 0.0
-        for c in range(chunks):
-            batch_loss += losses[c]
-            correct += corrects[c]
-        batch_loss /= m
-        if weight_decay != 0:
+        penalty = 0.0
+        if weight_decay != 0:  # (12), on θ before this step's update
             W1, _, W2, _ = views(theta, H, n_in, k)
-            batch_loss += l2_penalty(W1, weight_decay) + l2_penalty(W2, weight_decay)  # (12)
-        total_loss += m * batch_loss
+            penalty = l2_penalty(W1, weight_decay) + l2_penalty(W2, weight_decay)
+        parallel_step(
+            theta, state1, state2, dtheta, partial, losses, corrects, scratch, X, labels, order,
+            start, m, sizes, hidden, loss, optimizer, learning_rate, weight_decay, beta1, beta2,
+            eps, step + steps + 1,
+        )  # fmt: skip
+        data_loss = 0.0
+        for c in range(chunks):
+            data_loss += losses[c]
+            correct += corrects[c]
+        total_loss += m * (data_loss / m + penalty)
         steps += 1
-        reduce_and_update(theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
-                          learning_rate, weight_decay, beta1, beta2, eps, step + steps)  # fmt: skip
     return total_loss, correct, steps
 
 
-@parallel_kernel
+@kernel
 def predict(outputs, theta, X, sizes, hidden, loss, chunk):
-    """network.predict for one hidden layer: (1), (2), (1), (3) a tile of samples at a time."""
+    """network.predict for one hidden layer: (1), (2), (1), (3) a tile of samples at a time.
+
+    One thread: it runs once an epoch on the dev set, and a parallel loop here would cost more
+    seconds of compiling, the first time, than it saves.
+    """
     # X (N, n_in) -> outputs (N, k): the top layer's A, samples as rows
     n_samples = X.shape[0]
     n_in, H, k = sizes[0], sizes[1], sizes[2]
     W1, b1, W2, b2 = views(theta, H, n_in, k)
     order = np.arange(n_samples)
     n_tiles = (n_samples + TILE - 1) // TILE
-    for tile in prange(n_tiles):  # iteration owns outputs[first:first + count]
+    Z1 = np.empty((TILE, H), theta.dtype)
+    A1 = np.empty((TILE, H), theta.dtype)
+    for tile in range(n_tiles):
         first = tile * TILE
         count = min(TILE, n_samples - first)
-        Z1 = np.empty((TILE, H), theta.dtype)
-        A1 = np.empty((TILE, H), theta.dtype)
         first_layer_forward(Z1, W1, b1, X, order, first, count)
         hidden_forward(A1[:count], Z1[:count], hidden)
         logits = outputs[first : first + count]
