@@ -186,3 +186,10 @@ def assert_identical_npz(first: Path, second: Path) -> None:
 def without_seconds(history: list[dict]) -> list[dict]:
     """A metrics history without the wall-clock field, which differs between any two runs."""
     return [{key: value for key, value in record.items() if key != "seconds"} for record in history]
+
+
+def train(argv, capsys) -> tuple[int, str, str]:
+    """`python -m fastnn.train ARGV` in this process: (exit status, stdout, stderr)."""
+    import fastnn.train
+
+    return run_in_process(fastnn.train.main, TRAIN_PROG, argv, capsys)

@@ -27,8 +27,8 @@ from cli_helpers import (
     printed_test_accuracy,
     real_mnist,
     real_subset,
-    run_in_process,
     run_module,
+    train,
     write_kaggle_csv,
     write_real_subset,
 )
@@ -53,10 +53,6 @@ HISTORY_KEYS = {"epoch", "loss", "train_accuracy", "dev_accuracy", "seconds"}
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     return real_subset(tmp_path_factory, N_TRAIN, N_TEST)
-
-
-def train(argv, capsys) -> tuple[int, str, str]:
-    return run_in_process(fastnn.train.main, TRAIN_PROG, argv, capsys)
 
 
 def small_run(small: Path, *extra) -> list:

@@ -28,9 +28,9 @@ from cli_helpers import (
     epoch_lines,
     npz_arrays,
     real_subset,
-    run_in_process,
     run_module,
     start_module,
+    train,
     without_seconds,
 )
 
@@ -43,10 +43,6 @@ N_TRAIN, N_TEST, DEV = 3000, 500, 500
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     return real_subset(tmp_path_factory, N_TRAIN, N_TEST)
-
-
-def train(argv, capsys) -> tuple[int, str, str]:
-    return run_in_process(fastnn.train.main, TRAIN_PROG, argv, capsys)
 
 
 def on_small(small: Path, *extra) -> list:
