@@ -716,3 +716,33 @@ def test_fuzz_csv_mutated(
 def test_mirror_addresses_end_in_a_slash() -> None:
     """Each file's address is the mirror's followed by its name."""
     assert all(url.endswith("/") for url in data.MIRRORS)
+
+
+def test_a_read_only_data_folder_is_only_read(tmp_path: Path, capsys) -> None:
+    """Training from a folder the user may not write to: nothing in it is created or changed.
+
+    Tests run as root, whom a mode of 0o555 does not stop, so the check is that the folder's
+    contents are exactly as before a whole training run, with the modes set as a user's would be.
+    """
+    import fastnn.train
+
+    folder = tmp_path / "read-only data"
+    folder.mkdir()
+    write_idx_dir(folder, n_train=300, n_test=50, gz=True)
+
+    def snapshot() -> dict:
+        return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+    before = snapshot()
+    for path in folder.iterdir():
+        path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        status = fastnn.train.main(
+            ["--data", str(folder), "--epochs", "1", "--dev-size", "50", "--threads", "1"]
+        )
+    finally:
+        folder.chmod(0o755)
+    assert status == 0
+    assert "test accuracy" in capsys.readouterr().out
+    assert snapshot() == before
