@@ -32,6 +32,7 @@ from cli_helpers import (
 from data_helpers import mnist_dir
 
 import fastnn.train
+from fastnn.training import TrainConfig
 
 
 def train_real(argv, tmp_path: Path, capsys) -> tuple[dict, str]:
@@ -56,7 +57,8 @@ def test_default_run_reaches_93_5_percent(tmp_path) -> None:
     assert found, done.stdout
     assert float(found.group(1)) >= 93.5, done.stdout
     assert "784-10-10" in done.stdout
-    assert len(re.findall(r"^\s+\d+\s+\d", done.stdout, re.MULTILINE)) == 20
+    epoch_lines = re.findall(r"^\s+\d+\s+\d", done.stdout, re.MULTILINE)
+    assert len(epoch_lines) == TrainConfig().epochs
 
 
 def test_128_hidden_units_reach_97_5_percent(tmp_path, capsys) -> None:
