@@ -11,8 +11,10 @@ import itertools
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -111,7 +113,7 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call write(file) on a temporary file beside `path`, then rename it into place.
 
     Killing the process at any instant leaves either the old file or the new one, never half.

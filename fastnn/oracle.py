@@ -12,76 +12,90 @@ import numpy as np
 from .kernels.network import ADAM, CROSS_ENTROPY, MOMENTUM, RELU, SGD, SIGMOID
 from .model import layer_parameters
 
+Array = np.ndarray
 
-def dense_forward(W, A, b):
+
+def dense_forward(W: Array, A: Array, b: Array) -> Array:
     return W @ A + b[:, None]  # (1)
 
 
-def relu_forward(Z):
+def relu_forward(Z: Array) -> Array:
     return np.maximum(Z, 0)  # (2)
 
 
-def sigmoid_forward(Z):
+def sigmoid_forward(Z: Array) -> Array:
     return 1 / (1 + np.exp(-Z))  # (2)
 
 
-def tanh_forward(Z):
+def tanh_forward(Z: Array) -> Array:
     return np.tanh(Z)  # (2)
 
 
-def softmax_forward(Z):
+def softmax_forward(Z: Array) -> Array:
     E = np.exp(Z - Z.max(axis=0))  # (3), shifted by each column's maximum
     return E / E.sum(axis=0)  # (3)
 
 
-def cross_entropy_loss(Z, Y):
+def cross_entropy_loss(Z: Array, Y: Array) -> float:
     shifted = Z - Z.max(axis=0)
     log_A = shifted - np.log(np.exp(shifted).sum(axis=0))  # log softmax(Z), finite everywhere
     return -np.sum(Y * log_A) / Z.shape[1]  # (4)
 
 
-def mse_loss(A, Y):
+def mse_loss(A: Array, Y: Array) -> float:
     return np.sum((A - Y) ** 2) / (2 * A.shape[1])  # (5)
 
 
-def output_error(A, Y):
+def output_error(A: Array, Y: Array) -> Array:
     return A - Y  # (6) dZ for softmax + cross-entropy, (7) dA for squared error
 
 
-def dense_backward(dZ, A_prev):
+def dense_backward(dZ: Array, A_prev: Array) -> tuple[Array, Array]:
     return dZ @ A_prev.T / dZ.shape[1], dZ.sum(axis=1) / dZ.shape[1]  # (8), (9)
 
 
-def dense_backward_input(dZ, W):
+def dense_backward_input(dZ: Array, W: Array) -> Array:
     return W.T @ dZ  # (10)
 
 
-def relu_backward(dA, Z):
+def relu_backward(dA: Array, Z: Array) -> Array:
     return dA * (Z > 0)  # (11)
 
 
-def sigmoid_backward(dA, A):
+def sigmoid_backward(dA: Array, A: Array) -> Array:
     return dA * A * (1 - A)  # (7), (11)
 
 
-def tanh_backward(dA, A):
+def tanh_backward(dA: Array, A: Array) -> Array:
     return dA * (1 - A**2)  # (11)
 
 
-def l2_penalty(W, weight_decay):
+def l2_penalty(W: Array, weight_decay: float) -> float:
     return 0.5 * weight_decay * np.sum(W * W)  # (12)
 
 
-def sgd_update(theta, dtheta, learning_rate):
+def sgd_update(theta: Array, dtheta: Array, learning_rate: float) -> None:
     theta -= learning_rate * dtheta  # (13)
 
 
-def momentum_update(theta, velocity, dtheta, learning_rate, beta):
+def momentum_update(
+    theta: Array, velocity: Array, dtheta: Array, learning_rate: float, beta: float
+) -> None:
     velocity[:] = beta * velocity + dtheta  # (14)
     theta -= learning_rate * velocity  # (14)
 
 
-def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, epsilon, step):
+def adam_update(
+    theta: Array,
+    moment1: Array,
+    moment2: Array,
+    dtheta: Array,
+    learning_rate: float,
+    beta1: float,
+    beta2: float,
+    epsilon: float,
+    step: int,
+) -> None:
     moment1[:] = beta1 * moment1 + (1 - beta1) * dtheta  # (15)
     moment2[:] = beta2 * moment2 + (1 - beta2) * dtheta**2  # (15)
     m_hat, v_hat = moment1 / (1 - beta1**step), moment2 / (1 - beta2**step)  # (15)
@@ -91,17 +105,19 @@ def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, ep
 # ---- the whole network, same layout and signatures as kernels/network.py -------------------
 
 
-def hidden_forward(Z, hidden):
+def hidden_forward(Z: Array, hidden: int) -> Array:
     return {RELU: relu_forward, SIGMOID: sigmoid_forward}.get(hidden, tanh_forward)(Z)
 
 
-def hidden_backward(dA, Z, A, hidden):
+def hidden_backward(dA: Array, Z: Array, A: Array, hidden: int) -> Array:
     if hidden == RELU:
         return relu_backward(dA, Z)
     return sigmoid_backward(dA, A) if hidden == SIGMOID else tanh_backward(dA, A)
 
 
-def forward(theta, A0, sizes, hidden, loss):
+def forward(
+    theta: Array, A0: Array, sizes: Array, hidden: int, loss: int
+) -> tuple[list[Array], list[Array]]:
     """(1)-(3) for every layer: the lists Z[1..L] and A[0..L]."""
     Zs, As = [], [A0]
     layers = layer_parameters(theta, sizes)
@@ -114,7 +130,15 @@ def forward(theta, A0, sizes, hidden, loss):
     return Zs, As
 
 
-def batch_loss(Zs, As, theta, Y, sizes, loss, weight_decay):
+def batch_loss(
+    Zs: list[Array],
+    As: list[Array],
+    theta: Array,
+    Y: Array,
+    sizes: Array,
+    loss: int,
+    weight_decay: float,
+) -> float:
     """(4) or (5), plus (12)."""
     value = cross_entropy_loss(Zs[-1], Y) if loss == CROSS_ENTROPY else mse_loss(As[-1], Y)
     if weight_decay != 0:
@@ -122,7 +146,16 @@ def batch_loss(Zs, As, theta, Y, sizes, loss, weight_decay):
     return value
 
 
-def backward(theta, Y, Zs, As, sizes, hidden, loss, weight_decay):
+def backward(
+    theta: Array,
+    Y: Array,
+    Zs: list[Array],
+    As: list[Array],
+    sizes: Array,
+    hidden: int,
+    loss: int,
+    weight_decay: float,
+) -> Array:
     """(6)-(12) for every layer, top down: the flat dθ."""
     dtheta = np.empty_like(theta)
     layers, gradients = layer_parameters(theta, sizes), layer_parameters(dtheta, sizes)
@@ -140,7 +173,18 @@ def backward(theta, Y, Zs, As, sizes, hidden, loss, weight_decay):
     return dtheta
 
 
-def update(theta, state1, state2, dtheta, optimizer, learning_rate, beta1, beta2, eps, step):
+def update(
+    theta: Array,
+    state1: Array,
+    state2: Array,
+    dtheta: Array,
+    optimizer: int,
+    learning_rate: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+) -> None:
     if optimizer == SGD:
         sgd_update(theta, dtheta, learning_rate)
     elif optimizer == MOMENTUM:
@@ -150,9 +194,24 @@ def update(theta, state1, state2, dtheta, optimizer, learning_rate, beta1, beta2
 
 
 def train_epoch(
-    theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
-    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size,
-):  # fmt: skip
+    theta: Array,
+    state1: Array,
+    state2: Array,
+    X: Array,
+    labels: Array,
+    order: Array,
+    sizes: Array,
+    hidden: int,
+    loss: int,
+    optimizer: int,
+    learning_rate: float,
+    weight_decay: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+    batch_size: int,
+) -> tuple[float, int, int]:
     """kernels.network.train_epoch, vectorised: same batches, same order, same returns."""
     n_samples = order.size
     capacity = min(batch_size, n_samples)
@@ -172,7 +231,9 @@ def train_epoch(
     return total_loss, correct, steps
 
 
-def predict(outputs, theta, X, sizes, hidden, loss, chunk):
+def predict(
+    outputs: Array, theta: Array, X: Array, sizes: Array, hidden: int, loss: int, chunk: int
+) -> None:
     """kernels.network.predict, vectorised."""
     for start in range(0, X.shape[0], chunk):
         _, As = forward(theta, X[start : start + chunk].T, sizes, hidden, loss)

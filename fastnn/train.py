@@ -32,6 +32,7 @@ from .training import (
     EpochRecord,
     TrainConfig,
     TrainingState,
+    TrainResult,
     accuracy,
     to_inputs,
     train,
@@ -224,7 +225,9 @@ def explicit_options(argv: list[str] | None) -> dict:
     return vars(parser.parse_args(argv))
 
 
-def settings(args: argparse.Namespace, argv: list[str] | None) -> tuple[TrainConfig, object]:
+def settings(
+    args: argparse.Namespace, argv: list[str] | None
+) -> tuple[TrainConfig, tuple[TrainingState, str] | None]:
     """The run's settings and, with --resume, the state to continue from."""
     if not args.resume:
         return config_from_args(args), None
@@ -347,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def finite_or_null(value):
+def finite_or_null(value: object) -> object:
     """The metrics with NaN (no dev set) as null, so the file is strict JSON."""
     if isinstance(value, dict):
         return {key: finite_or_null(item) for key, item in value.items()}
@@ -361,8 +364,9 @@ def finite_or_null(value):
 
 
 def write_metrics(
-    path: Path, config, result, dev_accuracy, test_accuracy, seconds, threads
-) -> None:
+    path: Path, config: TrainConfig, result: TrainResult, dev_accuracy: float,
+    test_accuracy: float | None, seconds: float, threads: int,
+) -> None:  # fmt: skip
     metrics = {
         "test_accuracy": test_accuracy,
         "dev_accuracy": dev_accuracy,

@@ -76,13 +76,18 @@ class TrainingDiverged(FastnnError):
     """The loss or the weights stopped being finite numbers."""
 
 
-def numba_train_epoch(theta, state1, state2, X, labels, order, sizes, *settings):
+def numba_train_epoch(
+    theta: np.ndarray, state1: np.ndarray, state2: np.ndarray, X: np.ndarray,
+    labels: np.ndarray, order: np.ndarray, sizes: np.ndarray, *settings: float,
+) -> tuple[float, int, int]:  # fmt: skip
     """One hidden layer: the fused, threaded kernel; any other depth: the per-equation path."""
     epoch = fused.train_epoch if len(sizes) == 3 else network.train_epoch
     return epoch(theta, state1, state2, X, labels, order, sizes, *settings)
 
 
-def numba_predict(outputs, theta, X, sizes, *settings):
+def numba_predict(
+    outputs: np.ndarray, theta: np.ndarray, X: np.ndarray, sizes: np.ndarray, *settings: int
+) -> None:
     """One hidden layer: the fused forward; any other depth: the per-equation path."""
     forward = fused.predict if len(sizes) == 3 else network.predict
     return forward(outputs, theta, X, sizes, *settings)
@@ -238,7 +243,9 @@ def train(
     return result
 
 
-def compile_kernels(net, X, labels, codes, hyper, batch_size) -> float:
+def compile_kernels(
+    net: Network, X: np.ndarray, labels: np.ndarray, codes: tuple, hyper: tuple, batch_size: int
+) -> float:
     """Compile (or load from the disk cache) what training will call; returns the seconds taken.
 
     Runs one tiny epoch on copies, so the timed epochs never include compilation.
