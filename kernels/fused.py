@@ -28,7 +28,7 @@ from numba import prange
 
 from .activations import sigmoid, sigmoid_forward
 from .jit import kernel, parallel_kernel
-from .network import CROSS_ENTROPY, RELU, SIGMOID, hidden_forward, update
+from .network import CROSS_ENTROPY, hidden_backward, hidden_forward, update
 from .optimizers import l2_backward, l2_penalty
 from .output import softmax_forward
 
@@ -189,7 +189,8 @@ def tile_step(
     """Forward and backward for `count` samples order[first:first + count]; adds their
     gradients, not yet divided by m, to gW1, gb1, gW2, gb2. Returns (Σ loss, correct)."""
     # W1 (H, n_in), b1 (H,), W2 (k, H), b2 (k,); X (N, n_in)
-    # scratch: Z1, A1, dZ1 (TILE, H), A2 (TILE, k); gradients shaped like the parameters
+    # scratch: Z1, A1, dZ1, A2 (TILE, max(H, k)), of which the first H (A2: k) columns are used
+    # gradients gW1, gb1, gW2, gb2 shaped like the parameters
     H = W1.shape[0]
     k = W2.shape[0]
     zero = W1.dtype.type(0)
@@ -234,17 +235,14 @@ def tile_step(
             gb2[c] += d  # (9) db2 = Σ_s dZ2
             for j in range(H):
                 gW2[c, j] += d * A1[s, j]  # (8) dW2 = dZ2·A1ᵀ
-        for j in range(H):
-            # (10) dA1 = W2ᵀ·dZ2, then (11) dZ1 = dA1 ⊙ g'(Z1)
+        for j in range(H):  # (10) dA1 = W2ᵀ·dZ2, kept in dZ1 until (11) below
             total = zero
             for c in range(k):
                 total += W2[c, j] * A2[s, c]
-            if hidden == RELU:
-                dZ1[s, j] = total if Z1[s, j] > 0 else 0
-            else:
-                a = A1[s, j]
-                dZ1[s, j] = total * a * (1 - a) if hidden == SIGMOID else total * (1 - a * a)
+            dZ1[s, j] = total
 
+    # (11) dZ1 = dA1 ⊙ g'(Z1), in place: elementwise, each element read before it is written
+    hidden_backward(dZ1[:count], dZ1[:count], Z1[:count], A1[:count], hidden)
     # (8) dW1 = dZ1·A0ᵀ, (9) db1 = Σ_s dZ1
     first_layer_gradient(gW1, gb1, dZ1, X, order, first, count)
     return loss_sum, correct
