@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        hidden=args.hidden if isinstance(args.hidden, tuple) else hidden_widths(args.hidden),
+        hidden=args.hidden,  # argparse runs hidden_widths on the default "10" too
         activation=args.activation,
         loss=args.loss,
         init=args.init,

@@ -254,8 +254,7 @@ def compile_kernels(
     theta = net.theta.copy()
     few = min(2, len(labels))
     order = np.arange(few)
-    # Copies, not slices: a slice has another Numba type and would compile a second version.
-    X, labels = np.ascontiguousarray(X[:few]), np.ascontiguousarray(labels[:few])
+    X, labels = X[:few], labels[:few]  # row slices of C arrays: the same Numba types
     numba_train_epoch(
         theta, np.zeros_like(theta), np.zeros_like(theta), X, labels, order,
         net.layer_sizes, *codes, *hyper, 0, min(batch_size, few),
