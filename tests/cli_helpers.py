@@ -193,3 +193,19 @@ def train(argv, capsys) -> tuple[int, str, str]:
     import fastnn.train
 
     return run_in_process(fastnn.train.main, TRAIN_PROG, argv, capsys)
+
+
+ZIP_CORRUPTIONS = ["compression method 99", "encrypted flag"]
+
+
+def corrupt_zip_directory(content: bytes, corruption: str) -> bytes:
+    """A .npz whose first central-directory entry claims an unsupported method or encryption:
+    zipfile then raises NotImplementedError or RuntimeError, not BadZipFile."""
+    content = bytearray(content)
+    entry = content.find(b"PK\x01\x02")  # the central directory's first entry
+    assert entry > 0
+    if corruption == "compression method 99":
+        content[entry + 10] = 99
+    else:
+        content[entry + 8] |= 1
+    return bytes(content)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import ZIP_CORRUPTIONS, corrupt_zip_directory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -208,16 +209,10 @@ def test_load_refuses_absurd_sizes_without_allocating(sizes, tmp_path) -> None:
     assert str(raised.value).startswith(f"{path}: ")
 
 
-@pytest.mark.parametrize("corruption", ["compression method 99", "encrypted flag"])
+@pytest.mark.parametrize("corruption", ZIP_CORRUPTIONS)
 def test_load_refuses_a_corrupt_zip_directory(corruption, tmp_path) -> None:
-    content = bytearray(valid_file_bytes(tmp_path))
-    entry = content.find(b"PK\x01\x02")  # the central directory's first entry
-    if corruption == "compression method 99":
-        content[entry + 10] = 99
-    else:
-        content[entry + 8] |= 1
     path = tmp_path / "model.npz"
-    path.write_bytes(content)
+    path.write_bytes(corrupt_zip_directory(valid_file_bytes(tmp_path), corruption))
     with pytest.raises(FastnnError) as raised:
         load_model(path)
     assert str(raised.value).startswith(f"{path}: ")

@@ -23,8 +23,10 @@ import pytest
 from cli_helpers import (
     TRAIN,
     TRAIN_PROG,
+    ZIP_CORRUPTIONS,
     assert_identical_npz,
     assert_one_line_error,
+    corrupt_zip_directory,
     epoch_lines,
     npz_arrays,
     real_subset,
@@ -330,18 +332,11 @@ def test_model_file_is_not_a_checkpoint(small, tmp_path, capsys) -> None:
     assert_one_line_error(err, str(model), "checkpoint")
 
 
-@pytest.mark.parametrize("corruption", ["compression method 99", "encrypted flag"])
+@pytest.mark.parametrize("corruption", ZIP_CORRUPTIONS)
 def test_checkpoint_with_corrupt_zip_header(corruption, small, one_epoch_checkpoint, tmp_path,
                                             capsys):  # fmt: skip
-    content = bytearray(one_epoch_checkpoint.read_bytes())
-    entry = content.find(b"PK\x01\x02")  # the central directory's first entry
-    assert entry > 0
-    if corruption == "compression method 99":
-        content[entry + 10] = 99
-    else:
-        content[entry + 8] |= 1
     broken = tmp_path / "broken.npz"
-    broken.write_bytes(content)
+    broken.write_bytes(corrupt_zip_directory(one_epoch_checkpoint.read_bytes(), corruption))
     status, _, err = train(["--data", small, "--resume", broken], capsys)
     assert status == 2
     assert_one_line_error(err, str(broken))
