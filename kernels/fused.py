@@ -17,22 +17,26 @@ threads); `prange` iteration c owns chunk c and sums its samples' gradients into
 of `partial`. The step then sums the rows in chunk order. So 1 thread and 2 threads add the
 same numbers in the same order and give bit-identical weights.
 
-Layout: samples are rows, X (N, n_in): row s of X is column s of A0 in the math. Inside a
-tile, per-sample values are rows too: Z1[s, j] here is Z1[j, s] in the math.
+Layout: X holds samples as rows (N, n_in): row order[first + s] of X is column s of A0 in the
+math. Inside a tile everything else is laid out as the math writes it, units as rows and samples
+as columns: Z1[j, s], A1[j, s], dZ1[j, s] (H, count) and A2[c, s] (k, count). The small
+second-layer loops then run along rows of `count` samples, which vectorise
+(../shared/PERF_NOTES.md, lesson 3).
 """
 
 import math
 
+import numba
 import numpy as np
 from numba import prange
 
 from .activations import sigmoid, sigmoid_forward
-from .jit import kernel, parallel_kernel
+from .jit import JIT_OPTIONS, kernel, parallel_kernel
 from .network import CROSS_ENTROPY, hidden_backward, hidden_forward, update
 from .optimizers import l2_backward, l2_penalty
 from .output import softmax_forward
 
-TILE = 16  # samples whose activations are held at once in a chunk's scratch
+TILE = 64  # samples whose activations are held at once in a chunk's scratch
 CHUNK = 48  # samples a parallel piece of a batch takes at least: a batch of 100 is 2 pieces
 MAX_CHUNKS = 8  # and at most this many pieces: enough to balance 2-8 threads
 BLOCK = 4096  # parameters per parallel piece of the update
@@ -52,24 +56,28 @@ def chunk_bounds(m, chunks, c):
 
 
 @kernel
-def first_layer_forward(Z1, W1, b1, X, order, first, count):
-    """(1) Z1[s, j] = b1[j] + Σ_i W1[j, i]·X[order[first + s], i] for the tile's samples.
+def first_layer_forward(Z1, W1, b1, X, order, first):
+    """(1) Z1[j, s] = b1[j] + Σ_i W1[j, i]·X[order[first + s], i] for the tile's samples.
 
-    Four units × four samples at a time: the 16 sums share their loads, so each weight and each
-    pixel read from memory is used four times (../shared/PERF_NOTES.md, lesson 2).
+    Five units × four samples at a time: the 20 sums share their loads, so each weight read
+    from memory serves four samples and each pixel five units (../shared/PERF_NOTES.md,
+    lesson 2). 20 running sums and 9 loaded vectors fit AVX-512's 32 vector registers; with
+    H = 10 the units split into two blocks and no remainder.
     """
-    # W1 (H, n_in), b1 (H,), X (N, n_in) -> Z1 (count, H), samples as rows
+    # W1 (H, n_in), b1 (H,), X (N, n_in) -> Z1 (H, count)
     H, n_in = W1.shape
+    count = Z1.shape[1]
     zero = W1.dtype.type(0)
     s = 0
     while s + 4 <= count:
         x0, x1 = X[order[first + s]], X[order[first + s + 1]]
         x2, x3 = X[order[first + s + 2]], X[order[first + s + 3]]
         j = 0
-        while j + 4 <= H:
-            w0, w1, w2, w3 = W1[j], W1[j + 1], W1[j + 2], W1[j + 3]
+        while j + 5 <= H:
+            w0, w1, w2, w3, w4 = W1[j], W1[j + 1], W1[j + 2], W1[j + 3], W1[j + 4]
             z00 = z01 = z02 = z03 = z10 = z11 = z12 = z13 = zero  # z<unit><sample>
             z20 = z21 = z22 = z23 = z30 = z31 = z32 = z33 = zero
+            z40 = z41 = z42 = z43 = zero
             for i in range(n_in):
                 p0, p1, p2, p3 = x0[i], x1[i], x2[i], x3[i]
                 z00 += w0[i] * p0
@@ -88,16 +96,20 @@ def first_layer_forward(Z1, W1, b1, X, order, first, count):
                 z31 += w3[i] * p1
                 z32 += w3[i] * p2
                 z33 += w3[i] * p3
+                z40 += w4[i] * p0
+                z41 += w4[i] * p1
+                z42 += w4[i] * p2
+                z43 += w4[i] * p3
             for u, z0, z1, z2, z3 in (
-                (0, z00, z01, z02, z03), (1, z10, z11, z12, z13),
-                (2, z20, z21, z22, z23), (3, z30, z31, z32, z33),
+                (0, z00, z01, z02, z03), (1, z10, z11, z12, z13), (2, z20, z21, z22, z23),
+                (3, z30, z31, z32, z33), (4, z40, z41, z42, z43),
             ):  # fmt: skip
                 bias = b1[j + u]
-                Z1[s, j + u], Z1[s + 1, j + u] = z0 + bias, z1 + bias
-                Z1[s + 2, j + u], Z1[s + 3, j + u] = z2 + bias, z3 + bias
-            j += 4
+                Z1[j + u, s], Z1[j + u, s + 1] = z0 + bias, z1 + bias
+                Z1[j + u, s + 2], Z1[j + u, s + 3] = z2 + bias, z3 + bias
+            j += 5
         tiled_units = j
-        for j in range(tiled_units, H):  # the last H mod 4 units: one unit, four samples
+        for j in range(tiled_units, H):  # the last H mod 5 units: one unit, four samples
             w = W1[j]
             z0 = z1 = z2 = z3 = zero
             for i in range(n_in):
@@ -105,8 +117,8 @@ def first_layer_forward(Z1, W1, b1, X, order, first, count):
                 z1 += w[i] * x1[i]
                 z2 += w[i] * x2[i]
                 z3 += w[i] * x3[i]
-            Z1[s, j], Z1[s + 1, j] = z0 + b1[j], z1 + b1[j]
-            Z1[s + 2, j], Z1[s + 3, j] = z2 + b1[j], z3 + b1[j]
+            Z1[j, s], Z1[j, s + 1] = z0 + b1[j], z1 + b1[j]
+            Z1[j, s + 2], Z1[j, s + 3] = z2 + b1[j], z3 + b1[j]
         s += 4
     tiled_samples = s
     for s in range(tiled_samples, count):  # the last count mod 4 samples: one at a time
@@ -116,44 +128,49 @@ def first_layer_forward(Z1, W1, b1, X, order, first, count):
             total = zero
             for i in range(n_in):
                 total += w[i] * x[i]
-            Z1[s, j] = total + b1[j]
+            Z1[j, s] = total + b1[j]
 
 
 @kernel
-def first_layer_gradient(gW1, gb1, dZ1, X, order, first, count):
-    """(8) gW1[j, :] += Σ_s dZ1[s, j]·X[order[first + s], :] and (9) gb1[j] += Σ_s dZ1[s, j].
+def first_layer_gradient(gW1, gb1, dZ1, X, order, first):
+    """(8) gW1[j, :] += Σ_s dZ1[j, s]·X[order[first + s], :] and (9) gb1[j] += Σ_s dZ1[j, s].
 
-    Four units × four samples at a time: a row of gW1 is read and written once for four
-    samples' terms, and each pixel loaded serves four units.
+    Five units × four samples at a time, as in first_layer_forward: a row of gW1 is read and
+    written once for four samples' terms, and each pixel loaded serves five units.
     """
-    # dZ1 (count, H), X (N, n_in) -> gW1 (H, n_in), gb1 (H,), accumulated
+    # dZ1 (H, count), X (N, n_in) -> gW1 (H, n_in), gb1 (H,), accumulated
     H, n_in = gW1.shape
+    count = dZ1.shape[1]
     for j in range(H):
+        d = dZ1[j]
         for s in range(count):
-            gb1[j] += dZ1[s, j]
+            gb1[j] += d[s]
     s = 0
     while s + 4 <= count:
         x0, x1 = X[order[first + s]], X[order[first + s + 1]]
         x2, x3 = X[order[first + s + 2]], X[order[first + s + 3]]
-        r0, r1, r2, r3 = dZ1[s], dZ1[s + 1], dZ1[s + 2], dZ1[s + 3]  # the four samples' dZ1
         j = 0
-        while j + 4 <= H:  # four rows of gW1 at once: each pixel loaded serves four units
-            g0, g1, g2, g3 = gW1[j], gW1[j + 1], gW1[j + 2], gW1[j + 3]
-            d00, d01, d02, d03 = r0[j], r1[j], r2[j], r3[j]  # d<unit><sample>
-            d10, d11, d12, d13 = r0[j + 1], r1[j + 1], r2[j + 1], r3[j + 1]
-            d20, d21, d22, d23 = r0[j + 2], r1[j + 2], r2[j + 2], r3[j + 2]
-            d30, d31, d32, d33 = r0[j + 3], r1[j + 3], r2[j + 3], r3[j + 3]
+        while j + 5 <= H:
+            g0, g1, g2, g3, g4 = gW1[j], gW1[j + 1], gW1[j + 2], gW1[j + 3], gW1[j + 4]
+            u0, u1, u2, u3, u4 = dZ1[j], dZ1[j + 1], dZ1[j + 2], dZ1[j + 3], dZ1[j + 4]
+            d00, d01, d02, d03 = u0[s], u0[s + 1], u0[s + 2], u0[s + 3]  # d<unit><sample>
+            d10, d11, d12, d13 = u1[s], u1[s + 1], u1[s + 2], u1[s + 3]
+            d20, d21, d22, d23 = u2[s], u2[s + 1], u2[s + 2], u2[s + 3]
+            d30, d31, d32, d33 = u3[s], u3[s + 1], u3[s + 2], u3[s + 3]
+            d40, d41, d42, d43 = u4[s], u4[s + 1], u4[s + 2], u4[s + 3]
             for i in range(n_in):
                 p0, p1, p2, p3 = x0[i], x1[i], x2[i], x3[i]
                 g0[i] += d00 * p0 + d01 * p1 + d02 * p2 + d03 * p3
                 g1[i] += d10 * p0 + d11 * p1 + d12 * p2 + d13 * p3
                 g2[i] += d20 * p0 + d21 * p1 + d22 * p2 + d23 * p3
                 g3[i] += d30 * p0 + d31 * p1 + d32 * p2 + d33 * p3
-            j += 4
+                g4[i] += d40 * p0 + d41 * p1 + d42 * p2 + d43 * p3
+            j += 5
         tiled_units = j
-        for j in range(tiled_units, H):  # the last H mod 4 units: one unit, four samples
+        for j in range(tiled_units, H):  # the last H mod 5 units: one unit, four samples
             g = gW1[j]
-            d0, d1, d2, d3 = r0[j], r1[j], r2[j], r3[j]
+            u = dZ1[j]
+            d0, d1, d2, d3 = u[s], u[s + 1], u[s + 2], u[s + 3]
             for i in range(n_in):
                 g[i] += d0 * x0[i] + d1 * x1[i] + d2 * x2[i] + d3 * x3[i]
         s += 4
@@ -162,89 +179,161 @@ def first_layer_gradient(gW1, gb1, dZ1, X, order, first, count):
         x = X[order[first + s]]
         for j in range(H):
             g = gW1[j]
-            d = dZ1[s, j]
+            d = dZ1[j, s]
             for i in range(n_in):
                 g[i] += d * x[i]
 
 
 @kernel
-def second_layer_forward(Z2, W2, b2, A1, count):
-    """(1) Z2[s, c] = b2[c] + Σ_j W2[c, j]·A1[s, j] for the tile's samples."""
-    # W2 (k, H), b2 (k,), A1 (TILE, H) -> Z2 (TILE, k), samples as rows
+def second_layer_forward(Z2, W2, b2, A1):
+    """(1) Z2 = W2·A1 + b2 for the tile's samples: Z2[c, s] = b2[c] + Σ_j W2[c, j]·A1[j, s]."""
+    # W2 (k, H), b2 (k,), A1 (H, count) -> Z2 (k, count)
     k, H = W2.shape
-    zero = W2.dtype.type(0)
-    for s in range(count):
-        for c in range(k):
-            total = zero
-            for j in range(H):
-                total += W2[c, j] * A1[s, j]
-            Z2[s, c] = total + b2[c]
+    count = A1.shape[1]
+    for c in range(k):
+        z = Z2[c]
+        for s in range(count):
+            z[s] = b2[c]
+        for j in range(H):
+            w, a = W2[c, j], A1[j]
+            for s in range(count):  # along a row of samples: in order, vectorises
+                z[s] += w * a[s]
 
 
 @kernel
+def second_layer_gradient(gW2, gb2, dA1, dZ2, W2, A1):
+    """(8) gW2 += dZ2·A1ᵀ, (9) gb2 += Σ_s dZ2 and (10) dA1 = W2ᵀ·dZ2, for the tile's samples."""
+    # dZ2 (k, count), W2 (k, H), A1 (H, count) -> gW2 (k, H), gb2 (k,) accumulated; dA1 (H, count)
+    k, H = W2.shape
+    count = A1.shape[1]
+    zero = W2.dtype.type(0)
+    for c in range(k):
+        d = dZ2[c]
+        total = zero
+        for s in range(count):
+            total += d[s]
+        gb2[c] += total  # (9)
+        for j in range(H):
+            a = A1[j]
+            total = zero
+            for s in range(count):
+                total += d[s] * a[s]
+            gW2[c, j] += total  # (8)
+    for j in range(H):  # (10) dA1[j, s] = Σ_c W2[c, j]·dZ2[c, s]
+        row = dA1[j]
+        for s in range(count):
+            row[s] = 0
+        for c in range(k):
+            w, d = W2[c, j], dZ2[c]
+            for s in range(count):
+                row[s] += w * d[s]
+
+
+@kernel
+def tile_view(row, units, count):
+    """The first units × count numbers of a scratch row, as a (units, count) C array."""
+    return row[: units * count].reshape((units, count))
+
+
+@kernel
+def softmax_cross_entropy(A2, largest, exp_sum, labels, order, first):
+    """(3) softmax, (4) cross-entropy and (6) dZ2 = A2 − Y for the tile, in place: A2 holds Z2
+    on entry and dZ2 on return. Returns (Σ loss, correct predictions).
+
+    Per sample s (column s): M = largest[s] = max_c Z2[c, s], and
+    −log A2[label, s] = log Σ_c e^(Z2[c, s] − M) − (Z2[label, s] − M), exact from the logits.
+    The exponentials run along rows of samples, one class at a time.
+    """
+    # A2 (k, count); largest, exp_sum (count,): scratch
+    k, count = A2.shape
+    loss_sum = 0.0
+    correct = 0
+    for s in range(count):  # per sample: the prediction, M, and the label's shifted logit
+        label = labels[order[first + s]]
+        best = 0
+        for c in range(1, k):
+            if A2[c, s] > A2[best, s]:
+                best = c
+        if best == label:
+            correct += 1
+        largest[s] = A2[best, s]
+        loss_sum -= A2[label, s] - largest[s]  # (4), the second term
+        exp_sum[s] = 0
+    for c in range(k):  # (3) e^(Z2 − M): every exponent ≤ 0, no overflow
+        a = A2[c]
+        for s in range(count):
+            e = math.exp(a[s] - largest[s])
+            a[s] = e
+            exp_sum[s] += e
+    for s in range(count):
+        loss_sum += math.log(exp_sum[s])  # (4), the first term
+    for c in range(k):  # (3) A2 = e^(Z2 − M) / Σ_c e^(Z2 − M)
+        a = A2[c]
+        for s in range(count):
+            a[s] /= exp_sum[s]
+    for s in range(count):  # (6) dZ2 = A2 − Y: Y is 1 at the label, 0 elsewhere
+        A2[labels[order[first + s]], s] -= 1
+    return loss_sum, correct
+
+
+@kernel
+def sigmoid_squared_error(A2, labels, order, first):
+    """(3) sigmoid, (5) squared error and (7) dZ2 for the tile, in place: A2 holds Z2 on entry
+    and dZ2 on return. Returns (Σ loss, correct predictions)."""
+    # A2 (k, count)
+    k, count = A2.shape
+    loss_sum = 0.0
+    correct = 0
+    for s in range(count):  # one sample (column) at a time
+        label = labels[order[first + s]]
+        best = 0
+        for c in range(1, k):
+            if A2[c, s] > A2[best, s]:  # σ is increasing: the largest Z2 is the largest A2
+                best = c
+        if best == label:
+            correct += 1
+        for c in range(k):
+            a = sigmoid(A2[c, s])  # (3) sigmoid output
+            error = a - (1 if c == label else 0)  # (7) dA2 = A2 − Y
+            loss_sum += 0.5 * error * error  # (5)
+            A2[c, s] = error * a * (1 - a)  # (7) dZ2 = dA2 ⊙ A2 ⊙ (1 − A2)
+    return loss_sum, correct
+
+
+@numba.njit(inline="always", **JIT_OPTIONS)
 def tile_step(
-    gW1, gb1, gW2, gb2, Z1, A1, dZ1, A2,
-    W1, b1, W2, b2, X, labels, order, first, count, hidden, loss,
+    gW1, gb1, gW2, gb2, scratch, W1, b1, W2, b2, X, labels, order, first, count, hidden, loss,
 ):  # fmt: skip
     """Forward and backward for `count` samples order[first:first + count]; adds their
     gradients, not yet divided by m, to gW1, gb1, gW2, gb2. Returns (Σ loss, correct)."""
     # W1 (H, n_in), b1 (H,), W2 (k, H), b2 (k,); X (N, n_in)
-    # scratch: Z1, A1, dZ1, A2 (TILE, max(H, k)), of which the first H (A2: k) columns are used
+    # scratch (5, TILE·max(H, k)): room for the tile's Z1, A1, dZ1, A2 and two per-sample rows
     # gradients gW1, gb1, gW2, gb2 shaped like the parameters
     H = W1.shape[0]
     k = W2.shape[0]
-    zero = W1.dtype.type(0)
-    loss_sum = 0.0
-    correct = 0
+    Z1 = tile_view(scratch[0], H, count)
+    A1 = tile_view(scratch[1], H, count)
+    dZ1 = tile_view(scratch[2], H, count)
+    A2 = tile_view(scratch[3], k, count)
+    per_sample = tile_view(scratch[4], 2, count)
 
     # (1) Z1 = W1·A0 + b1, (2) A1 = g(Z1), (1) Z2 = W2·A1 + b2 (kept in A2 for now)
-    first_layer_forward(Z1, W1, b1, X, order, first, count)
-    hidden_forward(A1[:count], Z1[:count], hidden)  # elementwise: rows or columns alike
-    second_layer_forward(A2, W2, b2, A1, count)
-
-    for s in range(count):
-        label = labels[order[first + s]]
-        best = 0
-        for c in range(1, k):
-            if A2[s, c] > A2[s, best]:
-                best = c
-        if best == label:
-            correct += 1
-        if loss == CROSS_ENTROPY:
-            # (3) softmax, shifted by the largest logit; (4) −log A2[label] from the logits
-            largest = A2[s, best]
-            shifted_label_logit = A2[s, label] - largest
-            exp_sum = 0.0
-            for c in range(k):
-                e = math.exp(A2[s, c] - largest)
-                exp_sum += e
-                A2[s, c] = e
-            loss_sum += math.log(exp_sum) - shifted_label_logit
-            for c in range(k):
-                # (6) dZ2 = A2 − Y, stored in place of A2
-                A2[s, c] = A2[s, c] / exp_sum - (1 if c == label else 0)
-        else:
-            for c in range(k):
-                a = sigmoid(A2[s, c])  # (3) sigmoid output
-                error = a - (1 if c == label else 0)  # (7) dA2 = A2 − Y
-                loss_sum += 0.5 * error * error  # (5)
-                A2[s, c] = error * a * (1 - a)  # (7) dZ2 = dA2 ⊙ A2 ⊙ (1 − A2), in place
-        # A2[s, :] now holds dZ2 for sample s.
-        for c in range(k):
-            d = A2[s, c]
-            gb2[c] += d  # (9) db2 = Σ_s dZ2
-            for j in range(H):
-                gW2[c, j] += d * A1[s, j]  # (8) dW2 = dZ2·A1ᵀ
-        for j in range(H):  # (10) dA1 = W2ᵀ·dZ2, kept in dZ1 until (11) below
-            total = zero
-            for c in range(k):
-                total += W2[c, j] * A2[s, c]
-            dZ1[s, j] = total
-
+    first_layer_forward(Z1, W1, b1, X, order, first)
+    hidden_forward(A1, Z1, hidden)
+    second_layer_forward(A2, W2, b2, A1)
+    # the output layer and its loss; A2 then holds dZ2
+    if loss == CROSS_ENTROPY:
+        loss_sum, correct = softmax_cross_entropy(
+            A2, per_sample[0], per_sample[1], labels, order, first
+        )
+    else:
+        loss_sum, correct = sigmoid_squared_error(A2, labels, order, first)
+    # (8) (9) for W2 and b2; (10) dA1 = W2ᵀ·dZ2, kept in dZ1 until (11)
+    second_layer_gradient(gW2, gb2, dZ1, A2, W2, A1)
     # (11) dZ1 = dA1 ⊙ g'(Z1), in place: elementwise, each element read before it is written
-    hidden_backward(dZ1[:count], dZ1[:count], Z1[:count], A1[:count], hidden)
+    hidden_backward(dZ1, dZ1, Z1, A1, hidden)
     # (8) dW1 = dZ1·A0ᵀ, (9) db1 = Σ_s dZ1
-    first_layer_gradient(gW1, gb1, dZ1, X, order, first, count)
+    first_layer_gradient(gW1, gb1, dZ1, X, order, first)
     return loss_sum, correct
 
 
@@ -292,61 +381,46 @@ def reduce_and_update_block(
            learning_rate, beta1, beta2, eps, step)  # fmt: skip
 
 
-@parallel_kernel
-def parallel_step(
-    theta, state1, state2, dtheta, partial, losses, corrects, scratch, X, labels, order, start, m,
-    sizes, hidden, loss, optimizer, learning_rate, weight_decay, beta1, beta2, eps, step,
-):  # fmt: skip
-    """One step on the m samples order[start:start + m], in two parallel loops:
-    every chunk's summed gradient (8), (9), then dθ and the update, a block of θ at a time."""
-    # partial (chunks, p): row c is chunk c's Σ of per-sample gradients; losses, corrects (chunks,)
+@numba.njit(inline="always", **JIT_OPTIONS)
+def chunk_gradient(gradient, scratch, theta, X, labels, order, first, last, sizes, hidden, loss):
+    """The summed gradients (8), (9) of samples order[first:last], a tile at a time, written
+    to `gradient` (laid out like θ). Returns (Σ loss, correct)."""
     n_in, H, k = sizes[0], sizes[1], sizes[2]
-    chunks = chunk_count(m)
     W1, b1, W2, b2 = views(theta, H, n_in, k)
-    for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
-        gradient = partial[c]
-        gradient[:] = 0
-        gW1, gb1, gW2, gb2 = views(gradient, H, n_in, k)
-        Z1 = scratch[c, 0]
-        A1 = scratch[c, 1]
-        dZ1 = scratch[c, 2]
-        A2 = scratch[c, 3]  # (TILE, max(H, k)): the first k columns are used
-        first, last = chunk_bounds(m, chunks, c)
-        loss_sum = 0.0
-        correct = 0
-        for tile_first in range(first, last, TILE):
-            count = min(TILE, last - tile_first)
-            tile_loss, tile_correct = tile_step(
-                gW1, gb1, gW2, gb2, Z1, A1, dZ1, A2,
-                W1, b1, W2, b2, X, labels, order, start + tile_first, count, hidden, loss,
-            )  # fmt: skip
-            loss_sum += tile_loss
-            correct += tile_correct
-        losses[c] = loss_sum
-        corrects[c] = correct
-
-    p = theta.size
-    for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
-        a = block * BLOCK
-        b = min(p, a + BLOCK)
-        reduce_and_update_block(theta, state1, state2, dtheta, partial, chunks, m, sizes,
-                                optimizer, learning_rate, weight_decay, beta1, beta2, eps,
-                                step, a, b)  # fmt: skip
+    for i in range(gradient.size):
+        gradient[i] = 0
+    gW1, gb1, gW2, gb2 = views(gradient, H, n_in, k)
+    loss_sum = 0.0
+    correct = 0
+    for tile_first in range(first, last, TILE):
+        count = min(TILE, last - tile_first)
+        tile_loss, tile_correct = tile_step(
+            gW1, gb1, gW2, gb2, scratch,
+            W1, b1, W2, b2, X, labels, order, tile_first, count, hidden, loss,
+        )  # fmt: skip
+        loss_sum += tile_loss
+        correct += tile_correct
+    return loss_sum, correct
 
 
-@kernel
+@parallel_kernel
 def train_epoch(
     theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
     learning_rate, weight_decay, beta1, beta2, eps, step, batch_size,
 ):  # fmt: skip
-    """network.train_epoch for one hidden layer: same arguments, same returns."""
+    """network.train_epoch for one hidden layer: same arguments, same returns.
+
+    Each step runs two parallel loops: every chunk's summed gradient (8), (9), then dθ and the
+    update, a block of θ at a time.
+    """
     n_samples = order.size
     n_in, H, k = sizes[0], sizes[1], sizes[2]
+    p = theta.size
     capacity = min(batch_size, n_samples)
     chunks_max = chunk_count(capacity)
     dtype = theta.dtype
-    partial = np.empty((chunks_max, theta.size), dtype)
-    scratch = np.empty((chunks_max, 4, TILE, max(H, k)), dtype)
+    partial = np.empty((chunks_max, p), dtype)  # row c: chunk c's Σ of per-sample gradients
+    scratch = np.empty((chunks_max, 5, TILE * max(H, k)), dtype)
     losses = np.empty(chunks_max)
     corrects = np.empty(chunks_max, np.int64)
     dtheta = np.empty_like(theta)
@@ -360,17 +434,24 @@ def train_epoch(
         if weight_decay != 0:  # (12), on θ before this step's update
             W1, _, W2, _ = views(theta, H, n_in, k)
             penalty = l2_penalty(W1, weight_decay) + l2_penalty(W2, weight_decay)
-        parallel_step(
-            theta, state1, state2, dtheta, partial, losses, corrects, scratch, X, labels, order,
-            start, m, sizes, hidden, loss, optimizer, learning_rate, weight_decay, beta1, beta2,
-            eps, step + steps + 1,
-        )  # fmt: skip
+        for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
+            first, last = chunk_bounds(m, chunks, c)
+            losses[c], corrects[c] = chunk_gradient(
+                partial[c], scratch[c], theta, X, labels, order, start + first, start + last,
+                sizes, hidden, loss,
+            )  # fmt: skip
+        steps += 1
+        for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
+            a = block * BLOCK
+            b = min(p, a + BLOCK)
+            reduce_and_update_block(theta, state1, state2, dtheta, partial, chunks, m, sizes,
+                                    optimizer, learning_rate, weight_decay, beta1, beta2, eps,
+                                    step + steps, a, b)  # fmt: skip
         data_loss = 0.0
         for c in range(chunks):
             data_loss += losses[c]
             correct += corrects[c]
         total_loss += m * (data_loss / m + penalty)
-        steps += 1
     return total_loss, correct, steps
 
 
@@ -386,17 +467,19 @@ def predict(outputs, theta, X, sizes, hidden, loss, chunk):
     n_in, H, k = sizes[0], sizes[1], sizes[2]
     W1, b1, W2, b2 = views(theta, H, n_in, k)
     order = np.arange(n_samples)
-    n_tiles = (n_samples + TILE - 1) // TILE
-    Z1 = np.empty((TILE, H), theta.dtype)
-    A1 = np.empty((TILE, H), theta.dtype)
-    for tile in range(n_tiles):
-        first = tile * TILE
+    scratch = np.empty((3, TILE * max(H, k)), theta.dtype)
+    for first in range(0, n_samples, TILE):
         count = min(TILE, n_samples - first)
-        first_layer_forward(Z1, W1, b1, X, order, first, count)
-        hidden_forward(A1[:count], Z1[:count], hidden)
-        logits = outputs[first : first + count]
-        second_layer_forward(logits, W2, b2, A1, count)
+        Z1 = tile_view(scratch[0], H, count)
+        A1 = tile_view(scratch[1], H, count)
+        A2 = tile_view(scratch[2], k, count)
+        first_layer_forward(Z1, W1, b1, X, order, first)
+        hidden_forward(A1, Z1, hidden)
+        second_layer_forward(A2, W2, b2, A1)
         if loss == CROSS_ENTROPY:
-            softmax_forward(logits.T, logits.T)  # in place, one sample (column of .T) at a time
+            softmax_forward(A2, A2)  # in place, one sample (column) at a time
         else:
-            sigmoid_forward(logits, logits)
+            sigmoid_forward(A2, A2)
+        for s in range(count):
+            for c in range(k):
+                outputs[first + s, c] = A2[c, s]

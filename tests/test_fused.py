@@ -52,7 +52,7 @@ def problem(hidden_units, activation, loss, dtype, seed=0):
 
 CASES = list(
     itertools.product(
-        [3, 9],  # hidden units: fewer than one 4-unit block; two blocks and one unit more
+        [3, 12],  # hidden units: fewer than one 5-unit block; two blocks and two units more
         HIDDEN,
         LOSSES,
         OPTIMIZERS,
