@@ -26,12 +26,11 @@ second-layer loops then run along rows of `count` samples, which vectorise
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
 from .activations import sigmoid, sigmoid_forward
-from .jit import JIT_OPTIONS, kernel, parallel_kernel
+from .jit import inlined_kernel, kernel, parallel_kernel
 from .network import CROSS_ENTROPY, hidden_backward, hidden_forward, update
 from .optimizers import l2_backward, l2_penalty
 from .output import softmax_forward
@@ -300,7 +299,7 @@ def sigmoid_squared_error(A2, labels, order, first):
     return loss_sum, correct
 
 
-@numba.njit(inline="always", **JIT_OPTIONS)
+@inlined_kernel
 def tile_step(
     gW1, gb1, gW2, gb2, scratch, W1, b1, W2, b2, X, labels, order, first, count, hidden, loss,
 ):  # fmt: skip
@@ -381,7 +380,7 @@ def reduce_and_update_block(
            learning_rate, beta1, beta2, eps, step)  # fmt: skip
 
 
-@numba.njit(inline="always", **JIT_OPTIONS)
+@inlined_kernel
 def chunk_gradient(gradient, scratch, theta, X, labels, order, first, last, sizes, hidden, loss):
     """The summed gradients (8), (9) of samples order[first:last], a tile at a time, written
     to `gradient` (laid out like θ). Returns (Σ loss, correct)."""
@@ -420,7 +419,7 @@ def train_epoch(
     chunks_max = chunk_count(capacity)
     dtype = theta.dtype
     partial = np.empty((chunks_max, p), dtype)  # row c: chunk c's Σ of per-sample gradients
-    scratch = np.empty((chunks_max, 5, TILE * max(H, k)), dtype)
+    scratch = np.empty((chunks_max, 5, TILE * max(H, k)), dtype)  # k ≥ 2 classes: room for 2 rows
     losses = np.empty(chunks_max)
     corrects = np.empty(chunks_max, np.int64)
     dtheta = np.empty_like(theta)
