@@ -31,7 +31,7 @@ from numba import prange
 
 from .activations import sigmoid, sigmoid_forward
 from .jit import inlined_kernel, kernel, parallel_kernel
-from .network import CROSS_ENTROPY, hidden_backward, hidden_forward, update
+from .network import CROSS_ENTROPY, count_correct, hidden_backward, hidden_forward, update
 from .optimizers import l2_backward, l2_penalty
 from .output import softmax_forward
 
@@ -237,27 +237,24 @@ def tile_view(row, units, count):
 @kernel
 def softmax_cross_entropy(A2, largest, exp_sum, labels, order, first):
     """(3) softmax, (4) cross-entropy and (6) dZ2 = A2 − Y for the tile, in place: A2 holds Z2
-    on entry and dZ2 on return. Returns (Σ loss, correct predictions).
+    on entry and dZ2 on return. Returns Σ loss.
 
     Per sample s (column s): M = largest[s] = max_c Z2[c, s], and
     −log A2[label, s] = log Σ_c e^(Z2[c, s] − M) − (Z2[label, s] − M), exact from the logits.
-    The exponentials run along rows of samples, one class at a time.
+    Every loop but the label's runs along rows of samples, one class at a time.
     """
     # A2 (k, count); largest, exp_sum (count,): scratch
     k, count = A2.shape
     loss_sum = 0.0
-    correct = 0
-    for s in range(count):  # per sample: the prediction, M, and the label's shifted logit
-        label = labels[order[first + s]]
-        best = 0
-        for c in range(1, k):
-            if A2[c, s] > A2[best, s]:
-                best = c
-        if best == label:
-            correct += 1
-        largest[s] = A2[best, s]
-        loss_sum -= A2[label, s] - largest[s]  # (4), the second term
+    for s in range(count):
+        largest[s] = A2[0, s]
         exp_sum[s] = 0
+    for c in range(1, k):
+        a = A2[c]
+        for s in range(count):
+            largest[s] = max(largest[s], a[s])
+    for s in range(count):  # (4), the second term: the label's shifted logit
+        loss_sum -= A2[labels[order[first + s]], s] - largest[s]
     for c in range(k):  # (3) e^(Z2 − M): every exponent ≤ 0, no overflow
         a = A2[c]
         for s in range(count):
@@ -272,31 +269,24 @@ def softmax_cross_entropy(A2, largest, exp_sum, labels, order, first):
             a[s] /= exp_sum[s]
     for s in range(count):  # (6) dZ2 = A2 − Y: Y is 1 at the label, 0 elsewhere
         A2[labels[order[first + s]], s] -= 1
-    return loss_sum, correct
+    return loss_sum
 
 
 @kernel
 def sigmoid_squared_error(A2, labels, order, first):
     """(3) sigmoid, (5) squared error and (7) dZ2 for the tile, in place: A2 holds Z2 on entry
-    and dZ2 on return. Returns (Σ loss, correct predictions)."""
+    and dZ2 on return. Returns Σ loss."""
     # A2 (k, count)
     k, count = A2.shape
     loss_sum = 0.0
-    correct = 0
     for s in range(count):  # one sample (column) at a time
         label = labels[order[first + s]]
-        best = 0
-        for c in range(1, k):
-            if A2[c, s] > A2[best, s]:  # σ is increasing: the largest Z2 is the largest A2
-                best = c
-        if best == label:
-            correct += 1
         for c in range(k):
             a = sigmoid(A2[c, s])  # (3) sigmoid output
             error = a - (1 if c == label else 0)  # (7) dA2 = A2 − Y
             loss_sum += 0.5 * error * error  # (5)
             A2[c, s] = error * a * (1 - a)  # (7) dZ2 = dA2 ⊙ A2 ⊙ (1 − A2)
-    return loss_sum, correct
+    return loss_sum
 
 
 @inlined_kernel
@@ -320,13 +310,13 @@ def tile_step(
     first_layer_forward(Z1, W1, b1, X, order, first)
     hidden_forward(A1, Z1, hidden)
     second_layer_forward(A2, W2, b2, A1)
+    # softmax and sigmoid both keep the order of Z2: its largest entry is the prediction
+    correct = count_correct(A2, labels, order, first)
     # the output layer and its loss; A2 then holds dZ2
     if loss == CROSS_ENTROPY:
-        loss_sum, correct = softmax_cross_entropy(
-            A2, per_sample[0], per_sample[1], labels, order, first
-        )
+        loss_sum = softmax_cross_entropy(A2, per_sample[0], per_sample[1], labels, order, first)
     else:
-        loss_sum, correct = sigmoid_squared_error(A2, labels, order, first)
+        loss_sum = sigmoid_squared_error(A2, labels, order, first)
     # (8) (9) for W2 and b2; (10) dA1 = W2ᵀ·dZ2, kept in dZ1 until (11)
     second_layer_gradient(gW2, gb2, dZ1, A2, W2, A1)
     # (11) dZ1 = dA1 ⊙ g'(Z1), in place: elementwise, each element read before it is written
