@@ -61,7 +61,10 @@ def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, ep
     """(15) Adam with bias correction; `step` is t, counted from 1."""
     # theta (p,), moment1 (p,), moment2 (p,), dtheta (p,)
     real = theta.dtype.type
-    correction1, correction2 = real(1 - beta1**step), real(1 - beta2**step)
+    # m / (1 − β1^t) as m · (1 / (1 − β1^t)): a division costs several multiplications, and
+    # three of them an element took half the update's time (measured on 784-10-10: 5.6 ms an
+    # epoch with three divisions, 3.0 ms with one)
+    unbias1, unbias2 = real(1 / (1 - beta1**step)), real(1 / (1 - beta2**step))
     alpha, epsilon = real(learning_rate), real(epsilon)
     # 1 − β from the float64 β: in float32, 1 − 0.999f is 1.3e-5 off 0.001
     keep1, take1, keep2, take2 = real(beta1), real(1 - beta1), real(beta2), real(1 - beta2)
@@ -69,6 +72,6 @@ def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, ep
         g = dtheta[i]
         moment1[i] = keep1 * moment1[i] + take1 * g
         moment2[i] = keep2 * moment2[i] + take2 * g * g
-        m_hat = moment1[i] / correction1
-        v_hat = moment2[i] / correction2
+        m_hat = moment1[i] * unbias1
+        v_hat = moment2[i] * unbias2
         theta[i] -= alpha * m_hat / (math.sqrt(v_hat) + epsilon)
