@@ -24,13 +24,14 @@ second-layer loops then run along rows of `count` samples, which vectorise
 (../shared/PERF_NOTES.md, lesson 3).
 """
 
+import functools
 import math
 
 import numpy as np
-from numba import prange
+from numba import prange, typeof, types
 
 from .activations import sigmoid, sigmoid_forward
-from .jit import inlined_kernel, kernel, parallel_kernel
+from .jit import KernelAddress, inlined_kernel, kernel, parallel_kernel
 from .network import CROSS_ENTROPY, count_correct, hidden_backward, hidden_forward, update
 from .optimizers import l2_backward, l2_penalty
 from .output import softmax_forward
@@ -370,7 +371,7 @@ def reduce_and_update_block(
            learning_rate, beta1, beta2, eps, step)  # fmt: skip
 
 
-@inlined_kernel
+@kernel
 def chunk_gradient(gradient, scratch, theta, X, labels, order, first, last, sizes, hidden, loss):
     """The summed gradients (8), (9) of samples order[first:last], a tile at a time, written
     to `gradient` (laid out like θ). Returns (Σ loss, correct)."""
@@ -392,16 +393,47 @@ def chunk_gradient(gradient, scratch, theta, X, labels, order, first, last, size
     return loss_sum, correct
 
 
-@parallel_kernel
-def train_epoch(
-    theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
-    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size,
-):  # fmt: skip
+def train_epoch(theta, state1, state2, X, labels, order, sizes, *settings):
     """network.train_epoch for one hidden layer: same arguments, same returns.
 
-    Each step runs two parallel loops: every chunk's summed gradient (8), (9), then dθ and the
-    update, a block of θ at a time.
+    Runs parallel_epoch, handing it chunk_gradient and reduce_and_update_block as the addresses
+    of their machine code, so that each is compiled once (jit.KernelAddress says why).
     """
+    gradient_kernel, update_kernel = kernel_addresses(
+        typeof(theta), typeof(X), typeof(labels), typeof(order), typeof(sizes)
+    )
+    return parallel_epoch(
+        theta, state1, state2, X, labels, order, sizes, *settings, gradient_kernel, update_kernel
+    )
+
+
+@functools.cache
+def kernel_addresses(vector, X, labels, order, sizes):
+    """chunk_gradient and reduce_and_update_block for these argument types, by address.
+
+    Their signatures, argument by argument as parallel_epoch calls them: θ and its rows of
+    scratch are C arrays of θ's float type.
+    """
+    integer, real = types.int64, types.float64
+    matrix = types.Array(vector.dtype, 2, "C")
+    gradient = types.Tuple((real, integer))(
+        vector, matrix, vector, X, labels, order, integer, integer, sizes, integer, integer,
+    )  # fmt: skip
+    update = types.void(
+        vector, vector, vector, vector, matrix, integer, integer, sizes,
+        integer, real, real, real, real, real, integer, integer, integer,
+    )  # fmt: skip
+    return KernelAddress(chunk_gradient, gradient), KernelAddress(reduce_and_update_block, update)
+
+
+@parallel_kernel
+def parallel_epoch(
+    theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
+    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size,
+    chunk_gradient, reduce_and_update_block,
+):  # fmt: skip
+    """train_epoch's loop over the steps, compiled. Each step runs two parallel loops: every
+    chunk's summed gradient (8), (9), then dθ and the update, a block of θ at a time."""
     n_samples = order.size
     n_in, H, k = sizes[0], sizes[1], sizes[2]
     p = theta.size
