@@ -399,28 +399,26 @@ def train_epoch(theta, state1, state2, X, labels, order, sizes, *settings):
     Runs parallel_epoch, handing it chunk_gradient and reduce_and_update_block as the addresses
     of their machine code, so that each is compiled once (jit.KernelAddress says why).
     """
-    gradient_kernel, update_kernel = kernel_addresses(
-        typeof(theta), typeof(X), typeof(labels), typeof(order), typeof(sizes)
-    )
-    return parallel_epoch(
-        theta, state1, state2, X, labels, order, sizes, *settings, gradient_kernel, update_kernel
-    )
+    arrays = (theta, state1, state2, X, labels, order, sizes)
+    gradient_kernel, update_kernel = kernel_addresses(*(typeof(array) for array in arrays))
+    return parallel_epoch(*arrays, *settings, gradient_kernel, update_kernel)
 
 
 @functools.cache
-def kernel_addresses(vector, X, labels, order, sizes):
-    """chunk_gradient and reduce_and_update_block for these argument types, by address.
+def kernel_addresses(theta, state1, state2, X, labels, order, sizes):
+    """chunk_gradient and reduce_and_update_block, by address, for these Numba array types.
 
-    Their signatures, argument by argument as parallel_epoch calls them: θ and its rows of
-    scratch are C arrays of θ's float type.
+    Their signatures, argument by argument as parallel_epoch calls them. The arrays
+    parallel_epoch makes itself (dθ, the partial gradients, the scratch, and their rows) are C
+    arrays of θ's float type.
     """
     integer, real = types.int64, types.float64
-    matrix = types.Array(vector.dtype, 2, "C")
+    vector, matrix = types.Array(theta.dtype, 1, "C"), types.Array(theta.dtype, 2, "C")
     gradient = types.Tuple((real, integer))(
-        vector, matrix, vector, X, labels, order, integer, integer, sizes, integer, integer,
+        vector, matrix, theta, X, labels, order, integer, integer, sizes, integer, integer,
     )  # fmt: skip
     update = types.void(
-        vector, vector, vector, vector, matrix, integer, integer, sizes,
+        theta, state1, state2, vector, matrix, integer, integer, sizes,
         integer, real, real, real, real, real, integer, integer, integer,
     )  # fmt: skip
     return KernelAddress(chunk_gradient, gradient), KernelAddress(reduce_and_update_block, update)
