@@ -111,3 +111,12 @@ def run(prog: str, main: Callable[[], int]) -> None:
         print(f"{prog}: interrupted", file=sys.stderr)
         status = EXIT_INTERRUPTED
     sys.exit(status)
+
+
+def say_compiling() -> None:
+    """The note a command prints when compiling its kernels is taking a while."""
+    print(
+        "compiling the loop kernels: the first run on this machine does this once, "
+        "later runs load them from a cache",
+        flush=True,
+    )

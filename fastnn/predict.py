@@ -17,7 +17,13 @@ from . import cli
 from .data import load_kaggle_csv, resolve_data
 from .errors import FastnnError
 from .model import atomic_write, load_model
-from .training import BACKENDS, predict_outputs, to_inputs
+from .training import (
+    BACKENDS,
+    SLOW_COMPILE_SECONDS,
+    call_if_slow,
+    predict_outputs,
+    to_inputs,
+)
 
 PROG = "python -m fastnn.predict"
 
@@ -76,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if dataset.test_images is None:
             raise FastnnError(f"{dataset.source}: has no test set; use --csv to predict a CSV")
         images, labels, source = dataset.test_images, dataset.test_labels, dataset.source
-    predicted = predict_outputs(net, to_inputs(images, str(net.dtype)), args.backend).argmax(axis=1)
+    with call_if_slow(cli.say_compiling if args.backend == "numba" else None, SLOW_COMPILE_SECONDS):
+        outputs = predict_outputs(net, to_inputs(images, str(net.dtype)), args.backend)
+    predicted = outputs.argmax(axis=1)
     if labels is not None:
         correct = float(np.mean(predicted == labels))
         print(f"accuracy: {100 * correct:.2f}% on {len(labels)} images from {source}")

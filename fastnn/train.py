@@ -299,9 +299,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {dataset.source} ({n_fit} train, {config.dev_size} dev{test_part})")
     if resume_state is not None:
         print(f"resuming {args.resume} after epoch {resume_state.epoch}")
-    print(
-        f"{'epoch':>5}  {'loss':>9}  {'train acc':>9}  {'dev acc':>8}  {'seconds':>7}", flush=True
-    )
+
+    header_printed = False
+
+    def print_row(record: EpochRecord) -> None:
+        """An epoch's line; the table's header comes with the first, after any compiling note."""
+        nonlocal header_printed
+        if not header_printed:
+            print(f"{'epoch':>5}  {'loss':>9}  {'train acc':>9}  {'dev acc':>8}  {'seconds':>7}")
+            header_printed = True
+        print_epoch(record)
 
     def write_checkpoint(state: TrainingState) -> None:
         save_checkpoint(checkpoint_path, config, state, fingerprint)
@@ -311,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
             config,
             dataset.train_images,
             dataset.train_labels,
-            on_epoch=print_epoch,
+            on_epoch=print_row,
             resume=resume_state,
             on_state=write_checkpoint if checkpoint_path else None,
+            on_slow_compile=cli.say_compiling,
         )
     except KeyboardInterrupt:
         print("\ninterrupted; " + resume_hint(args, checkpoint_path), file=sys.stderr)

@@ -7,8 +7,10 @@ the same samples in the same order and can be compared number for number.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
 
@@ -164,11 +166,14 @@ def train(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     resume: TrainingState | None = None,
     on_state: Callable[[TrainingState], None] | None = None,
+    on_slow_compile: Callable[[], None] | None = None,
 ) -> TrainResult:
     """Split off the dev set, train for config.epochs, keep the best weights if patience is set.
 
     `train_images` are uint8 (N, 784); `train_labels` integers 0..9. `resume` continues a run
-    from its state after some epochs; `on_state` sees the state after every epoch (checkpoints).
+    from its state after some epochs; `on_state` sees the state after every epoch (checkpoints);
+    `on_slow_compile` is called once if compiling the kernels is still going on after
+    SLOW_COMPILE_SECONDS (it is, on a machine's first run).
     """
     rng = np.random.default_rng(config.seed)
     net = init_network(
@@ -200,7 +205,8 @@ def train(
 
     result = TrainResult(network=net, history=state.history)
     if config.backend == "numba":
-        result.compile_seconds = compile_kernels(net, X, labels, codes, hyper, batch_size)
+        with call_if_slow(on_slow_compile, SLOW_COMPILE_SECONDS):
+            result.compile_seconds = compile_kernels(net, X, labels, codes, hyper, batch_size)
 
     while state.epoch < config.epochs and not state.stopped_early:
         epoch = state.epoch + 1
@@ -241,6 +247,27 @@ def train(
     else:
         result.best_epoch = len(state.history)
     return result
+
+
+# Loading the kernels from the disk cache takes 0.3-0.4 s; compiling them, 20 s or more.
+SLOW_COMPILE_SECONDS = 1.0
+
+
+@contextmanager
+def call_if_slow(callback: Callable[[], None] | None, seconds: float) -> Iterator[None]:
+    """Run the body; if it is still running after `seconds`, call `callback` once, from a
+    timer thread. The callback has returned by the time the body's caller goes on."""
+    if callback is None:
+        yield
+        return
+    timer = threading.Timer(seconds, callback)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
 
 
 def compile_kernels(

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
 from cli_helpers import (
+    EPOCH_LINE,
     PREDICT,
+    PREDICT_PROG,
     TRAIN,
     TRAIN_PROG,
     assert_identical_npz,
@@ -27,6 +30,7 @@ from cli_helpers import (
     printed_test_accuracy,
     real_mnist,
     real_subset,
+    run_in_process,
     run_module,
     train,
     write_kaggle_csv,
@@ -34,7 +38,9 @@ from cli_helpers import (
 )
 from data_helpers import MNIST_NAMES, mnist_dir, write_idx_dir
 
+import fastnn.predict
 import fastnn.train
+import fastnn.training
 from fastnn.model import load_model
 
 TRAIN_FLAGS = (
@@ -443,3 +449,66 @@ def test_numpy_and_numba_backends_agree_on_the_loss_history(extra, small, tmp_pa
     for epoch, (fast, oracle) in enumerate(zip(numba_losses, numpy_losses, strict=True), start=1):
         assert math.isfinite(fast)
         assert fast == pytest.approx(oracle, rel=1e-9, abs=0), f"epoch {epoch}"
+
+
+# ---- a first run compiles for a while and says so -----------------------------------------
+
+COMPILING = "compiling the loop kernels"
+
+
+def slowed(function, seconds: float):
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return function(*args, **kwargs)
+
+    return slow
+
+
+def test_call_if_slow_calls_back_once_and_only_when_slow() -> None:
+    calls = []
+    with fastnn.training.call_if_slow(lambda: calls.append("slow"), 0.05):
+        time.sleep(0.3)
+    assert calls == ["slow"]
+    with fastnn.training.call_if_slow(lambda: calls.append("quick"), 0.5):
+        pass
+    time.sleep(0.6)  # the timer would have fired by now had it not been cancelled
+    assert calls == ["slow"]
+
+
+def test_a_slow_compile_is_announced_before_the_first_epoch(small, capsys, monkeypatch) -> None:
+    """A machine's first run compiles for 20 s or more; it says so rather than sit silent."""
+    compile_kernels = fastnn.training.compile_kernels
+    delay = 2 * fastnn.training.SLOW_COMPILE_SECONDS
+    monkeypatch.setattr(fastnn.training, "compile_kernels", slowed(compile_kernels, delay))
+    status, out, err = train(small_run(small, "--epochs", 1), capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    notices = [n for n, line in enumerate(lines) if line.startswith(COMPILING)]
+    header = [n for n, line in enumerate(lines) if line.split()[:2] == ["epoch", "loss"]]
+    epochs = [n for n, line in enumerate(lines) if EPOCH_LINE.match(line)]
+    assert len(notices) == 1 and len(header) == 1, out
+    assert notices[0] < header[0] < epochs[0], out  # the note stays out of the epoch table
+
+
+def test_a_start_from_compiled_kernels_says_nothing_of_compiling(small, capsys) -> None:
+    train(small_run(small, "--epochs", 1), capsys)  # the first run in this process may compile
+    status, out, err = train(small_run(small, "--epochs", 1), capsys)
+    assert status == 0, err
+    assert COMPILING not in out
+
+
+def test_predict_announces_a_slow_compile(tmp_path, capsys, monkeypatch) -> None:
+    data = mnist_dir()
+    model = tmp_path / "model.npz"
+    status, _, err = train(["--data", data, "--epochs", 1, "--save", model], capsys)
+    assert status == 0, err
+    delay = 2 * fastnn.training.SLOW_COMPILE_SECONDS
+    monkeypatch.setattr(
+        fastnn.predict, "predict_outputs", slowed(fastnn.predict.predict_outputs, delay)
+    )
+    status, out, err = run_in_process(
+        fastnn.predict.main, PREDICT_PROG, [model, "--data", data], capsys
+    )
+    assert status == 0, err
+    assert out.count(COMPILING) == 1, out
+    assert "accuracy:" in out.split(COMPILING)[1], out
