@@ -30,10 +30,29 @@ import math
 import numpy as np
 from numba import prange, typeof, types
 
-from .activations import sigmoid, sigmoid_forward
+from .activations import (
+    relu_backward,
+    relu_forward,
+    sigmoid,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from .jit import KernelAddress, inlined_kernel, kernel, parallel_kernel
-from .network import CROSS_ENTROPY, count_correct, hidden_backward, hidden_forward, update
-from .optimizers import l2_backward, l2_penalty
+from .network import (
+    ADAM,
+    CROSS_ENTROPY,
+    MOMENTUM,
+    RELU,
+    SGD,
+    SIGMOID,
+    SQUARED_ERROR,
+    TANH,
+    count_correct,
+    hidden_forward,
+)
+from .optimizers import adam_update, l2_backward, l2_penalty, momentum_update, sgd_update
 from .output import softmax_forward
 
 TILE = 64  # samples whose activations are held at once in a chunk's scratch
@@ -274,10 +293,11 @@ def softmax_cross_entropy(A2, largest, exp_sum, labels, order, first):
 
 
 @kernel
-def sigmoid_squared_error(A2, labels, order, first):
+def sigmoid_squared_error(A2, largest, exp_sum, labels, order, first):
     """(3) sigmoid, (5) squared error and (7) dZ2 for the tile, in place: A2 holds Z2 on entry
     and dZ2 on return. Returns Σ loss."""
-    # A2 (k, count)
+    # A2 (k, count); largest, exp_sum: unused (softmax_cross_entropy's scratch, so that both
+    # output kernels take the same arguments)
     k, count = A2.shape
     loss_sum = 0.0
     for s in range(count):  # one sample (column) at a time
@@ -292,10 +312,14 @@ def sigmoid_squared_error(A2, labels, order, first):
 
 @inlined_kernel
 def tile_step(
-    gW1, gb1, gW2, gb2, scratch, W1, b1, W2, b2, X, labels, order, first, count, hidden, loss,
+    gW1, gb1, gW2, gb2, scratch, W1, b1, W2, b2, X, labels, order, first, count,
+    g, g_derivative, output_layer,
 ):  # fmt: skip
     """Forward and backward for `count` samples order[first:first + count]; adds their
-    gradients, not yet divided by m, to gW1, gb1, gW2, gb2. Returns (Σ loss, correct)."""
+    gradients, not yet divided by m, to gW1, gb1, gW2, gb2. Returns (Σ loss, correct).
+
+    g(A, Z) is the hidden activation (2), g_derivative(dZ, dA, Z, A) its (11), output_layer
+    one of softmax_cross_entropy and sigmoid_squared_error: kernels chosen by train_epoch."""
     # W1 (H, n_in), b1 (H,), W2 (k, H), b2 (k,); X (N, n_in)
     # scratch (5, TILE·max(H, k)): room for the tile's Z1, A1, dZ1, A2 and two per-sample rows
     # gradients gW1, gb1, gW2, gb2 shaped like the parameters
@@ -309,19 +333,16 @@ def tile_step(
 
     # (1) Z1 = W1·A0 + b1, (2) A1 = g(Z1), (1) Z2 = W2·A1 + b2 (kept in A2 for now)
     first_layer_forward(Z1, W1, b1, X, order, first)
-    hidden_forward(A1, Z1, hidden)
+    g(A1, Z1)
     second_layer_forward(A2, W2, b2, A1)
     # softmax and sigmoid both keep the order of Z2: its largest entry is the prediction
     correct = count_correct(A2, labels, order, first)
     # the output layer and its loss; A2 then holds dZ2
-    if loss == CROSS_ENTROPY:
-        loss_sum = softmax_cross_entropy(A2, per_sample[0], per_sample[1], labels, order, first)
-    else:
-        loss_sum = sigmoid_squared_error(A2, labels, order, first)
+    loss_sum = output_layer(A2, per_sample[0], per_sample[1], labels, order, first)
     # (8) (9) for W2 and b2; (10) dA1 = W2ᵀ·dZ2, kept in dZ1 until (11)
     second_layer_gradient(gW2, gb2, dZ1, A2, W2, A1)
     # (11) dZ1 = dA1 ⊙ g'(Z1), in place: elementwise, each element read before it is written
-    hidden_backward(dZ1, dZ1, Z1, A1, hidden)
+    g_derivative(dZ1, dZ1, Z1, A1)
     # (8) dW1 = dZ1·A0ᵀ, (9) db1 = Σ_s dZ1
     first_layer_gradient(gW1, gb1, dZ1, X, order, first)
     return loss_sum, correct
@@ -344,9 +365,10 @@ def views(flat, H, n_in, k):
 @kernel
 def reduce_and_update_block(
     theta, state1, state2, dtheta, partial, chunks, m, sizes,
-    optimizer, learning_rate, weight_decay, beta1, beta2, eps, step, a, b,
+    learning_rate, weight_decay, beta1, beta2, eps, step, a, b, optimizer_step,
 ):  # fmt: skip
-    """For θ[a:b]: dθ = Σ_chunks partial / m, (12) L2 on the weights, then the update."""
+    """For θ[a:b]: dθ = Σ_chunks partial / m, (12) L2 on the weights, then the update:
+    optimizer_step is one of sgd_step, momentum_step and adam_step, chosen by train_epoch."""
     n_in, H, k = sizes[0], sizes[1], sizes[2]
     # Loops over views from 0 (not over range(a, b)): Numba then knows no index is negative,
     # skips the wraparound check and vectorises (measured 8x on the reduction).
@@ -367,12 +389,14 @@ def reduce_and_update_block(
             lo, hi = max(a, w_first), min(b, w_last)
             if lo < hi:
                 l2_backward(dtheta[lo:hi], theta[lo:hi], weight_decay)
-    update(theta[a:b], state1[a:b], state2[a:b], dtheta[a:b], optimizer,
-           learning_rate, beta1, beta2, eps, step)  # fmt: skip
+    optimizer_step(theta[a:b], state1[a:b], state2[a:b], dtheta[a:b],
+                   learning_rate, beta1, beta2, eps, step)  # fmt: skip
 
 
 @kernel
-def chunk_gradient(gradient, scratch, theta, X, labels, order, first, last, sizes, hidden, loss):
+def chunk_gradient(
+    gradient, scratch, theta, X, labels, order, first, last, sizes, g, g_derivative, output_layer,
+):  # fmt: skip
     """The summed gradients (8), (9) of samples order[first:last], a tile at a time, written
     to `gradient` (laid out like θ). Returns (Σ loss, correct)."""
     n_in, H, k = sizes[0], sizes[1], sizes[2]
@@ -386,49 +410,113 @@ def chunk_gradient(gradient, scratch, theta, X, labels, order, first, last, size
         count = min(TILE, last - tile_first)
         tile_loss, tile_correct = tile_step(
             gW1, gb1, gW2, gb2, scratch,
-            W1, b1, W2, b2, X, labels, order, tile_first, count, hidden, loss,
+            W1, b1, W2, b2, X, labels, order, tile_first, count, g, g_derivative, output_layer,
         )  # fmt: skip
         loss_sum += tile_loss
         correct += tile_correct
     return loss_sum, correct
 
 
-def train_epoch(theta, state1, state2, X, labels, order, sizes, *settings):
+def train_epoch(theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer, *rest):
     """network.train_epoch for one hidden layer: same arguments, same returns.
 
-    Runs parallel_epoch, handing it chunk_gradient and reduce_and_update_block as the addresses
-    of their machine code, so that each is compiled once (jit.KernelAddress says why).
+    Runs parallel_epoch with the kernels this network needs, each handed over as the address of
+    its machine code (jit.KernelAddress says why): chunk_gradient and reduce_and_update_block,
+    and for them the hidden activation and its derivative, the output layer and the optimizer's
+    step. So a run compiles only the activation, loss and optimizer it uses.
     """
     arrays = (theta, state1, state2, X, labels, order, sizes)
-    gradient_kernel, update_kernel = kernel_addresses(*(typeof(array) for array in arrays))
-    return parallel_epoch(*arrays, *settings, gradient_kernel, update_kernel)
+    types_ = (typeof(array) for array in arrays)
+    return parallel_epoch(*arrays, *rest, *kernel_addresses(*types_, hidden, loss, optimizer))
+
+
+# The hidden activation's derivative (11) in one signature for all three: g'(Z) needs Z for
+# ReLU and A = g(Z) for sigmoid and tanh.
+
+
+@kernel
+def relu_derivative(dZ, dA, Z, A):
+    relu_backward(dZ, dA, Z)
+
+
+@kernel
+def sigmoid_derivative(dZ, dA, Z, A):
+    sigmoid_backward(dZ, dA, A)
+
+
+@kernel
+def tanh_derivative(dZ, dA, Z, A):
+    tanh_backward(dZ, dA, A)
+
+
+# The update in one signature for all three optimizers: (13), (14) and (15).
+
+
+@kernel
+def sgd_step(theta, state1, state2, dtheta, learning_rate, beta1, beta2, eps, step):
+    sgd_update(theta, dtheta, learning_rate)
+
+
+@kernel
+def momentum_step(theta, state1, state2, dtheta, learning_rate, beta1, beta2, eps, step):
+    momentum_update(theta, state1, dtheta, learning_rate, beta1)
+
+
+@kernel
+def adam_step(theta, state1, state2, dtheta, learning_rate, beta1, beta2, eps, step):
+    adam_update(theta, state1, state2, dtheta, learning_rate, beta1, beta2, eps, step)
+
+
+HIDDEN_KERNELS = {
+    RELU: (relu_forward, relu_derivative),
+    SIGMOID: (sigmoid_forward, sigmoid_derivative),
+    TANH: (tanh_forward, tanh_derivative),
+}
+OUTPUT_KERNELS = {CROSS_ENTROPY: softmax_cross_entropy, SQUARED_ERROR: sigmoid_squared_error}
+OPTIMIZER_STEPS = {SGD: sgd_step, MOMENTUM: momentum_step, ADAM: adam_step}
 
 
 @functools.cache
-def kernel_addresses(theta, state1, state2, X, labels, order, sizes):
-    """chunk_gradient and reduce_and_update_block, by address, for these Numba array types.
+def kernel_addresses(theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer):
+    """The kernels parallel_epoch takes, by address, for these Numba array types and codes.
 
-    Their signatures, argument by argument as parallel_epoch calls them. The arrays
-    parallel_epoch makes itself (dθ, the partial gradients, the scratch, and their rows) are C
-    arrays of θ's float type.
+    Their signatures, argument by argument as they are called. The arrays parallel_epoch makes
+    itself (dθ, the partial gradients, the scratch, their rows and tiles) are C arrays of θ's
+    float type.
     """
     integer, real = types.int64, types.float64
     vector, matrix = types.Array(theta.dtype, 1, "C"), types.Array(theta.dtype, 2, "C")
+    g, g_derivative = HIDDEN_KERNELS[hidden]
+    g = KernelAddress(g, types.void(matrix, matrix))
+    g_derivative = KernelAddress(g_derivative, types.void(matrix, matrix, matrix, matrix))
+    output_layer = KernelAddress(
+        OUTPUT_KERNELS[loss], real(matrix, vector, vector, labels, order, integer)
+    )
+    optimizer_step = KernelAddress(
+        OPTIMIZER_STEPS[optimizer],
+        types.void(vector, vector, vector, vector, real, real, real, real, integer),
+    )
     gradient = types.Tuple((real, integer))(
-        vector, matrix, theta, X, labels, order, integer, integer, sizes, integer, integer,
+        vector, matrix, theta, X, labels, order, integer, integer, sizes,
+        *(types.FunctionType(kernel.signature()) for kernel in (g, g_derivative, output_layer)),
     )  # fmt: skip
     update = types.void(
         theta, state1, state2, vector, matrix, integer, integer, sizes,
-        integer, real, real, real, real, real, integer, integer, integer,
+        real, real, real, real, real, integer, integer, integer,
+        types.FunctionType(optimizer_step.signature()),
     )  # fmt: skip
-    return KernelAddress(chunk_gradient, gradient), KernelAddress(reduce_and_update_block, update)
+    return (
+        KernelAddress(chunk_gradient, gradient),
+        KernelAddress(reduce_and_update_block, update),
+        g, g_derivative, output_layer, optimizer_step,
+    )  # fmt: skip
 
 
 @parallel_kernel
 def parallel_epoch(
-    theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
+    theta, state1, state2, X, labels, order, sizes,
     learning_rate, weight_decay, beta1, beta2, eps, step, batch_size,
-    chunk_gradient, reduce_and_update_block,
+    chunk_gradient, reduce_and_update_block, g, g_derivative, output_layer, optimizer_step,
 ):  # fmt: skip
     """train_epoch's loop over the steps, compiled. Each step runs two parallel loops: every
     chunk's summed gradient (8), (9), then dθ and the update, a block of θ at a time."""
@@ -457,15 +545,15 @@ def parallel_epoch(
             first, last = chunk_bounds(m, chunks, c)
             losses[c], corrects[c] = chunk_gradient(
                 partial[c], scratch[c], theta, X, labels, order, start + first, start + last,
-                sizes, hidden, loss,
+                sizes, g, g_derivative, output_layer,
             )  # fmt: skip
         steps += 1
         for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
             a = block * BLOCK
             b = min(p, a + BLOCK)
             reduce_and_update_block(theta, state1, state2, dtheta, partial, chunks, m, sizes,
-                                    optimizer, learning_rate, weight_decay, beta1, beta2, eps,
-                                    step + steps, a, b)  # fmt: skip
+                                    learning_rate, weight_decay, beta1, beta2, eps,
+                                    step + steps, a, b, optimizer_step)  # fmt: skip
         data_loss = 0.0
         for c in range(chunks):
             data_loss += losses[c]
