@@ -426,8 +426,9 @@ def train_epoch(theta, state1, state2, X, labels, order, sizes, hidden, loss, op
     step. So a run compiles only the activation, loss and optimizer it uses.
     """
     arrays = (theta, state1, state2, X, labels, order, sizes)
-    types_ = (typeof(array) for array in arrays)
-    return parallel_epoch(*arrays, *rest, *kernel_addresses(*types_, hidden, loss, optimizer))
+    array_types = (typeof(array) for array in arrays)
+    kernels = kernel_addresses(*array_types, hidden, loss, optimizer)
+    return parallel_epoch(*arrays, *rest, *kernels)
 
 
 # The hidden activation's derivative (11) in one signature for all three: g'(Z) needs Z for
