@@ -249,7 +249,8 @@ def train(
     return result
 
 
-# Loading the kernels from the disk cache takes 0.3-0.4 s; compiling them, 20 s or more.
+# Loading the kernels from the disk cache takes 0.3-0.4 s; compiling them, 16 s on the 2-core
+# machine this was built on (README: Train).
 SLOW_COMPILE_SECONDS = 1.0
 
 
