@@ -50,7 +50,6 @@ from .network import (
     SQUARED_ERROR,
     TANH,
     count_correct,
-    hidden_forward,
 )
 from .optimizers import adam_update, l2_backward, l2_penalty, momentum_update, sgd_update
 from .output import softmax_forward
@@ -563,9 +562,24 @@ def parallel_epoch(
     return total_loss, correct, steps
 
 
-@kernel
 def predict(outputs, theta, X, sizes, hidden, loss, chunk):
-    """network.predict for one hidden layer: (1), (2), (1), (3) a tile of samples at a time.
+    """network.predict for one hidden layer: same arguments. Runs forward_tiles with the
+    hidden activation and the output activation this network uses, by address as in
+    train_epoch, so that only those two are compiled."""
+    matrix = types.Array(typeof(theta).dtype, 2, "C")
+    activation = types.void(matrix, matrix)  # (A, Z): A = g(Z), the output written first
+    g = KernelAddress(HIDDEN_KERNELS[hidden][0], activation)
+    output_activation = KernelAddress(OUTPUT_ACTIVATIONS[loss], activation)
+    forward_tiles(outputs, theta, X, sizes, g, output_activation)
+
+
+OUTPUT_ACTIVATIONS = {CROSS_ENTROPY: softmax_forward, SQUARED_ERROR: sigmoid_forward}
+
+
+@kernel
+def forward_tiles(outputs, theta, X, sizes, g, output_activation):
+    """(1), (2), (1), (3) a tile of samples at a time; g and output_activation are kernels
+    A = f(Z), chosen by predict.
 
     One thread: it runs once an epoch on the dev set, and a parallel loop here would cost more
     seconds of compiling, the first time, than it saves.
@@ -582,12 +596,9 @@ def predict(outputs, theta, X, sizes, hidden, loss, chunk):
         A1 = tile_view(scratch[1], H, count)
         A2 = tile_view(scratch[2], k, count)
         first_layer_forward(Z1, W1, b1, X, order, first)
-        hidden_forward(A1, Z1, hidden)
+        g(A1, Z1)
         second_layer_forward(A2, W2, b2, A1)
-        if loss == CROSS_ENTROPY:
-            softmax_forward(A2, A2)  # in place, one sample (column) at a time
-        else:
-            sigmoid_forward(A2, A2)
+        output_activation(A2, A2)  # in place, one sample (column) at a time
         for s in range(count):
             for c in range(k):
                 outputs[first + s, c] = A2[c, s]
