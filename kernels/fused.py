@@ -60,13 +60,13 @@ MAX_CHUNKS = 8  # and at most this many pieces: enough to balance 2-8 threads
 BLOCK = 4096  # parameters per parallel piece of the update
 
 
-@kernel
+@inlined_kernel
 def chunk_count(m):
     """How many pieces a batch of m samples is cut into: a function of m alone."""
     return max(1, min(MAX_CHUNKS, m // CHUNK))
 
 
-@kernel
+@inlined_kernel
 def chunk_bounds(m, chunks, c):
     """Samples [first, last) of chunk c, cut at multiples of 4 for the 4-sample loops."""
     groups = (m + 3) // 4
@@ -366,8 +366,9 @@ def reduce_and_update_block(
     theta, state1, state2, dtheta, partial, chunks, m, sizes,
     learning_rate, weight_decay, beta1, beta2, eps, step, a, b, optimizer_step,
 ):  # fmt: skip
-    """For θ[a:b]: dθ = Σ_chunks partial / m, (12) L2 on the weights, then the update:
-    optimizer_step is one of sgd_step, momentum_step and adam_step, chosen by train_epoch."""
+    """For θ[a:b]: dθ = Σ_chunks partial / m, (12) L2 on the weights unless weight_decay is
+    None, then the update: optimizer_step is one of sgd_step, momentum_step and adam_step,
+    chosen by train_epoch."""
     n_in, H, k = sizes[0], sizes[1], sizes[2]
     # Loops over views from 0 (not over range(a, b)): Numba then knows no index is negative,
     # skips the wraparound check and vectorises (measured 8x on the reduction).
@@ -381,7 +382,7 @@ def reduce_and_update_block(
     scale = theta.dtype.type(1 / m)
     for i in range(gradient.size):
         gradient[i] *= scale
-    if weight_decay != 0:
+    if weight_decay is not None:
         # W1 is θ[0, H·n_in), W2 is θ[W2_first, W2_first + k·H): decay their parts here
         W2_first = H * n_in + H
         for w_first, w_last in ((0, H * n_in), (W2_first, W2_first + k * H)):
@@ -417,17 +418,29 @@ def chunk_gradient(
 
 
 def train_epoch(theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer, *rest):
-    """network.train_epoch for one hidden layer: same arguments, same returns.
+    """network.train_epoch for one hidden layer: same arguments, same returns."""
+    return parallel_epoch(*epoch_arguments(theta, state1, state2, X, labels, order, sizes,
+                                           hidden, loss, optimizer, *rest))  # fmt: skip
 
-    Runs parallel_epoch with the kernels this network needs, each handed over as the address of
-    its machine code (jit.KernelAddress says why): chunk_gradient and reduce_and_update_block,
-    and for them the hidden activation and its derivative, the output layer and the optimizer's
-    step. So a run compiles only the activation, loss and optimizer it uses.
+
+def epoch_arguments(
+    theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
+    learning_rate, weight_decay, *rest,
+):  # fmt: skip
+    """parallel_epoch's arguments for train_epoch's.
+
+    The kernels this network needs come last, each handed over as the address of its machine
+    code (jit.KernelAddress says why): chunk_gradient and reduce_and_update_block, and for them
+    the hidden activation and its derivative, the output layer and the optimizer's step. So a
+    run compiles only the activation, loss and optimizer it uses. A weight decay of 0 is passed
+    as None, for which Numba leaves the L2 code (12) out of what it compiles.
     """
+    if weight_decay == 0:
+        weight_decay = None
     arrays = (theta, state1, state2, X, labels, order, sizes)
     array_types = (typeof(array) for array in arrays)
-    kernels = kernel_addresses(*array_types, hidden, loss, optimizer)
-    return parallel_epoch(*arrays, *rest, *kernels)
+    kernels = kernel_addresses(*array_types, typeof(weight_decay), hidden, loss, optimizer)
+    return (*arrays, learning_rate, weight_decay, *rest, *kernels)
 
 
 # The hidden activation's derivative (11) in one signature for all three: g'(Z) needs Z for
@@ -477,8 +490,10 @@ OPTIMIZER_STEPS = {SGD: sgd_step, MOMENTUM: momentum_step, ADAM: adam_step}
 
 
 @functools.cache
-def kernel_addresses(theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer):
-    """The kernels parallel_epoch takes, by address, for these Numba array types and codes.
+def kernel_addresses(
+    theta, state1, state2, X, labels, order, sizes, weight_decay, hidden, loss, optimizer
+):  # fmt: skip
+    """The kernels parallel_epoch takes, by address, for these Numba types and codes.
 
     Their signatures, argument by argument as they are called. The arrays parallel_epoch makes
     itself (dθ, the partial gradients, the scratch, their rows and tiles) are C arrays of θ's
@@ -502,7 +517,7 @@ def kernel_addresses(theta, state1, state2, X, labels, order, sizes, hidden, los
     )  # fmt: skip
     update = types.void(
         theta, state1, state2, vector, matrix, integer, integer, sizes,
-        real, real, real, real, real, integer, integer, integer,
+        real, weight_decay, real, real, real, integer, integer, integer,
         types.FunctionType(optimizer_step.signature()),
     )  # fmt: skip
     return (
@@ -538,7 +553,7 @@ def parallel_epoch(
         m = min(capacity, n_samples - start)
         chunks = chunk_count(m)
         penalty = 0.0
-        if weight_decay != 0:  # (12), on θ before this step's update
+        if weight_decay is not None:  # (12), on θ before this step's update
             W1, _, W2, _ = views(theta, H, n_in, k)
             penalty = l2_penalty(W1, weight_decay) + l2_penalty(W2, weight_decay)
         for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
@@ -570,14 +585,15 @@ def predict(outputs, theta, X, sizes, hidden, loss, chunk):
     activation = types.void(matrix, matrix)  # (A, Z): A = g(Z), the output written first
     g = KernelAddress(HIDDEN_KERNELS[hidden][0], activation)
     output_activation = KernelAddress(OUTPUT_ACTIVATIONS[loss], activation)
-    forward_tiles(outputs, theta, X, sizes, g, output_activation)
+    order = np.arange(len(X))  # the tile kernels read rows X[order[s]]: here in turn
+    forward_tiles(outputs, theta, X, order, sizes, g, output_activation)
 
 
 OUTPUT_ACTIVATIONS = {CROSS_ENTROPY: softmax_forward, SQUARED_ERROR: sigmoid_forward}
 
 
 @kernel
-def forward_tiles(outputs, theta, X, sizes, g, output_activation):
+def forward_tiles(outputs, theta, X, order, sizes, g, output_activation):
     """(1), (2), (1), (3) a tile of samples at a time; g and output_activation are kernels
     A = f(Z), chosen by predict.
 
@@ -588,7 +604,6 @@ def forward_tiles(outputs, theta, X, sizes, g, output_activation):
     n_samples = X.shape[0]
     n_in, H, k = sizes[0], sizes[1], sizes[2]
     W1, b1, W2, b2 = views(theta, H, n_in, k)
-    order = np.arange(n_samples)
     scratch = np.empty((3, TILE * max(H, k)), theta.dtype)
     for first in range(0, n_samples, TILE):
         count = min(TILE, n_samples - first)
