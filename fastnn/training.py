@@ -7,19 +7,26 @@ the same samples in the same order and can be compared number for number.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 
+import numba
 import numpy as np
 
 from . import oracle
 from .errors import FastnnError
 from .kernels import fused, network
-from .model import ACTIVATIONS, DTYPES, LOSSES, Network, init_network
+from .model import ACTIVATIONS, DTYPES, LOSSES, Network, init_network, parameter_count
 
 OPTIMIZERS = {"sgd": network.SGD, "momentum": network.MOMENTUM, "adam": network.ADAM}
 BACKENDS = ("numba", "numpy")
@@ -206,7 +213,7 @@ def train(
     result = TrainResult(network=net, history=state.history)
     if config.backend == "numba":
         with call_if_slow(on_slow_compile, SLOW_COMPILE_SECONDS):
-            result.compile_seconds = compile_kernels(net, X, labels, codes, hyper, batch_size)
+            result.compile_seconds = compile_kernels(net, codes, hyper, batch_size)
 
     while state.epoch < config.epochs and not state.stopped_early:
         epoch = state.epoch + 1
@@ -249,8 +256,8 @@ def train(
     return result
 
 
-# Loading the kernels from the disk cache takes 0.3-0.4 s; compiling them, 16 s on the 2-core
-# machine this was built on (README: Train).
+# Loading the kernels from the disk cache takes 0.3-0.4 s; compiling them, 7.8-9.5 s on the
+# 2-core machine this was built on (README: Train).
 SLOW_COMPILE_SECONDS = 1.0
 
 
@@ -271,24 +278,107 @@ def call_if_slow(callback: Callable[[], None] | None, seconds: float) -> Iterato
         timer.join()
 
 
-def compile_kernels(
-    net: Network, X: np.ndarray, labels: np.ndarray, codes: tuple, hyper: tuple, batch_size: int
-) -> float:
+def compile_kernels(net: Network, codes: tuple, hyper: tuple, batch_size: int) -> float:
     """Compile (or load from the disk cache) what training will call; returns the seconds taken.
 
-    Runs one tiny epoch on copies, so the timed epochs never include compilation.
+    Runs one tiny epoch and one tiny prediction on arrays of the types training passes, so the
+    timed epochs never include compilation. For one hidden layer, on a machine's first run (the
+    cache folder holds no mark for these kernels) with two CPUs or more, a helper process
+    compiles the tile's forward and backward pass (fused.compile_chunk_gradient) into the disk
+    cache while this one compiles the rest, the loop over the steps, the update and predict; the
+    tiny run then loads the helper's half from the cache. predict comes last: it calls the
+    tile's forward kernels, which the helper has compiled by then. Deeper networks (network.py)
+    compile in this process: a helper that compiled predict there made no difference beyond
+    noise (README, Tests and coverage).
     """
     started = time.perf_counter()
-    theta = net.theta.copy()
-    few = min(2, len(labels))
-    order = np.arange(few)
-    X, labels = X[:few], labels[:few]  # row slices of C arrays: the same Numba types
-    numba_train_epoch(
-        theta, np.zeros_like(theta), np.zeros_like(theta), X, labels, order,
-        net.layer_sizes, *codes, *hyper, 0, min(batch_size, few),
-    )  # fmt: skip
-    numba_predict(
-        np.empty((few, net.sizes[-1]), net.dtype), theta, X, net.layer_sizes,
-        codes[0], codes[1], PREDICT_CHUNK,
-    )  # fmt: skip
+    plan = (net.sizes, net.dtype.name, codes, hyper, batch_size)
+    epoch_arguments, predict_arguments = tiny_run(*plan)
+    fused_kernels = len(net.sizes) == 3
+    mark = compiled_mark(*plan)
+    if fused_kernels and wants_helper(mark):
+        with helper_process(plan):
+            fused.compile_epoch_loop(*epoch_arguments)
+            numba_predict(*predict_arguments)
+    numba_train_epoch(*epoch_arguments)
+    numba_predict(*predict_arguments)
+    if fused_kernels:
+        with suppress(OSError):  # an unwritable cache: the next run starts a helper again
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
     return time.perf_counter() - started
+
+
+def tiny_run(
+    sizes: Sequence[int], dtype: str, codes: Sequence[int], hyper: Sequence[float], batch_size: int
+) -> tuple[tuple, tuple]:
+    """Arguments for a two-sample epoch and prediction, of the Numba types training passes:
+    C arrays of the network's float type for θ, its states and X; int64 labels and order."""
+    theta = np.zeros(parameter_count(tuple(sizes)), dtype)
+    X = np.zeros((2, sizes[0]), dtype)
+    labels = np.zeros(2, np.int64)
+    epoch_arguments = (
+        theta, np.zeros_like(theta), np.zeros_like(theta), X, labels, np.arange(2),
+        np.array(sizes, np.int64), *(int(code) for code in codes),
+        *(float(value) for value in hyper), 0, min(int(batch_size), 2),
+    )  # fmt: skip
+    predict_arguments = (
+        np.empty((2, sizes[-1]), dtype), theta, X, np.array(sizes, np.int64),
+        int(codes[0]), int(codes[1]), PREDICT_CHUNK,
+    )  # fmt: skip
+    return epoch_arguments, predict_arguments
+
+
+def compile_helper_half(plan: str) -> None:
+    """What the helper process runs: chunk_gradient for `plan`, given as JSON."""
+    epoch_arguments, _ = tiny_run(*json.loads(plan))
+    fused.compile_chunk_gradient(*epoch_arguments)
+
+
+def compiled_mark(sizes: Sequence[int], dtype: str, codes: Sequence[int], *_: object) -> Path:
+    """The file in Numba's cache folder that says the fused kernels for this float type,
+    activation, loss and optimizer were compiled into it (any width of the hidden layer)."""
+    key = repr((dtype, tuple(int(code) for code in codes)))
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return Path(numba.config.CACHE_DIR) / "compiled" / digest
+
+
+def wants_helper(mark: Path) -> bool:
+    """A helper pays off only when compiling, on a cold cache, with a second CPU."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return not numba.config.DISABLE_JIT and (cpus or 1) > 1 and not mark.exists()
+
+
+HELPER_TIMEOUT_SECONDS = 300
+HELPER_CODE = "import sys; from fastnn.training import compile_helper_half as h; h(sys.argv[1])"
+
+
+@contextmanager
+def helper_process(plan: tuple) -> Iterator[None]:
+    """Run compile_helper_half(plan) in a new Python process while the body runs; wait for it.
+
+    The helper runs in a session of its own, so Ctrl-C reaches only this process, which then
+    stops the helper; it prints nothing. Whatever happens to it (an error, a kill, more than
+    HELPER_TIMEOUT_SECONDS), only time is lost: what it did not put in the disk cache, this
+    process compiles. A new interpreter, not a fork: forking a process that runs threads
+    (Numba's, the compile notice's timer) can deadlock the child, and multiprocessing's "spawn"
+    would run the user's script again in the child if it lacks `if __name__ == "__main__"`.
+    """
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, sys.path))}
+    helper = subprocess.Popen(
+        [sys.executable, "-c", HELPER_CODE, json.dumps(plan)],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield
+        helper.wait(HELPER_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if helper.poll() is None:
+            helper.kill()
+            helper.wait()

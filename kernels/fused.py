@@ -443,6 +443,27 @@ def epoch_arguments(
     return (*arrays, learning_rate, weight_decay, *rest, *kernels)
 
 
+# Compiling train_epoch's kernels in two halves of similar size, which two processes compile at
+# once on a machine's first run, into the disk cache (training.compile_kernels). Only compiled
+# code has anything to compile: the coverage run (NUMBA_DISABLE_JIT=1) never calls these two.
+
+
+def compile_chunk_gradient(*train_epoch_arguments):  # pragma: no cover
+    """Compile (or load from the disk cache) chunk_gradient, the tile's forward and backward
+    pass, for train_epoch's arguments."""
+    epoch_arguments(*train_epoch_arguments)[-6].compile()
+
+
+def compile_epoch_loop(*train_epoch_arguments):  # pragma: no cover
+    """Compile (or load from the disk cache) parallel_epoch and every kernel it takes by address
+    but chunk_gradient, for train_epoch's arguments. parallel_epoch needs only the types of the
+    kernels it takes by address, not the kernels themselves."""
+    arguments = epoch_arguments(*train_epoch_arguments)
+    for address in arguments[-5:]:
+        address.compile()
+    parallel_epoch.compile(tuple(typeof(argument) for argument in arguments))
+
+
 # The hidden activation's derivative (11) in one signature for all three: g'(Z) needs Z for
 # ReLU and A = g(Z) for sigmoid and tanh.
 

@@ -88,8 +88,8 @@ class KernelAddress(types.WrapperAddressProtocol):
 
     `signature` gives the types of the arguments the caller passes, exactly (Numba's
     first-class function types). Called from Python, as it is when NUMBA_DISABLE_JIT=1, it runs
-    the kernel itself; Numba asks for the signature and the address only when it compiles, so
-    the coverage run (NUMBA_DISABLE_JIT=1) cannot see those two, and every compiled test of
+    the kernel itself; the signature, the address and `compile` exist only for compiled code,
+    so the coverage run (NUMBA_DISABLE_JIT=1) cannot see them, and every compiled test of
     fused.train_epoch runs them.
     """
 
@@ -100,8 +100,12 @@ class KernelAddress(types.WrapperAddressProtocol):
     def signature(self) -> Signature:  # pragma: no cover
         return self._signature
 
+    def compile(self):  # pragma: no cover
+        """Compile the kernel for this signature, or load it from the disk cache."""
+        return self.kernel.get_compile_result(self._signature)
+
     def __wrapper_address__(self) -> int:  # pragma: no cover
-        compiled = self.kernel.get_compile_result(self._signature)  # compiles, or loads the cache
+        compiled = self.compile()
         name = compiled.fndesc.llvm_cfunc_wrapper_name  # its entry point for C-style calls
         return compiled.library.get_pointer_to_function(name)
 

@@ -476,7 +476,7 @@ def test_call_if_slow_calls_back_once_and_only_when_slow() -> None:
 
 
 def test_a_slow_compile_is_announced_before_the_first_epoch(small, capsys, monkeypatch) -> None:
-    """A machine's first run compiles for seconds (16 s here); it says so rather than sit silent."""
+    """A machine's first run compiles for seconds (8-10 s here); it says so, not silently."""
     compile_kernels = fastnn.training.compile_kernels
     delay = 2 * fastnn.training.SLOW_COMPILE_SECONDS
     monkeypatch.setattr(fastnn.training, "compile_kernels", slowed(compile_kernels, delay))
