@@ -208,7 +208,8 @@ def train(
         OPTIMIZERS[config.optimizer],
     )
     beta1 = config.momentum if config.optimizer == "momentum" else config.beta1
-    hyper = (config.lr, config.l2, beta1, config.beta2, config.eps)
+    # floats whatever the caller gave: the kernels are compiled for float arguments (tiny_run)
+    hyper = tuple(float(value) for value in (config.lr, config.l2, beta1, config.beta2, config.eps))
 
     result = TrainResult(network=net, history=state.history)
     if config.backend == "numba":
