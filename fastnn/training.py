@@ -288,7 +288,8 @@ def compile_kernels(net: Network, codes: tuple, hyper: tuple, batch_size: int) -
     compiles the tile's forward and backward pass (fused.compile_chunk_gradient) into the disk
     cache while this one compiles the rest, the loop over the steps, the update and predict; the
     tiny run then loads the helper's half from the cache. predict comes last: it calls the
-    tile's forward kernels, which the helper has compiled by then. Deeper networks (network.py)
+    tile's forward kernels, which the helper has usually put in the cache by then (if not, this
+    process compiles them too: time, not results). Deeper networks (network.py)
     compile in this process: a helper that compiled predict there made no difference beyond
     noise (README, Tests and coverage).
     """
