@@ -451,7 +451,8 @@ def epoch_arguments(
 def compile_chunk_gradient(*train_epoch_arguments):  # pragma: no cover
     """Compile (or load from the disk cache) chunk_gradient, the tile's forward and backward
     pass, for train_epoch's arguments."""
-    epoch_arguments(*train_epoch_arguments)[-6].compile()
+    *_, chunk_gradient, _, _, _, _, _ = epoch_arguments(*train_epoch_arguments)  # the 6 kernels
+    chunk_gradient.compile()
 
 
 def compile_epoch_loop(*train_epoch_arguments):  # pragma: no cover
@@ -459,7 +460,8 @@ def compile_epoch_loop(*train_epoch_arguments):  # pragma: no cover
     but chunk_gradient, for train_epoch's arguments. parallel_epoch needs only the types of the
     kernels it takes by address, not the kernels themselves."""
     arguments = epoch_arguments(*train_epoch_arguments)
-    for address in arguments[-5:]:
+    *_, _, update, g, g_derivative, output_layer, optimizer_step = arguments  # the 6 kernels
+    for address in (update, g, g_derivative, output_layer, optimizer_step):
         address.compile()
     parallel_epoch.compile(tuple(typeof(argument) for argument in arguments))
 
@@ -507,6 +509,7 @@ HIDDEN_KERNELS = {
     TANH: (tanh_forward, tanh_derivative),
 }
 OUTPUT_KERNELS = {CROSS_ENTROPY: softmax_cross_entropy, SQUARED_ERROR: sigmoid_squared_error}
+OUTPUT_ACTIVATIONS = {CROSS_ENTROPY: softmax_forward, SQUARED_ERROR: sigmoid_forward}  # predict
 OPTIMIZER_STEPS = {SGD: sgd_step, MOMENTUM: momentum_step, ADAM: adam_step}
 
 
@@ -608,9 +611,6 @@ def predict(outputs, theta, X, sizes, hidden, loss, chunk):
     output_activation = KernelAddress(OUTPUT_ACTIVATIONS[loss], activation)
     order = np.arange(len(X))  # the tile kernels read rows X[order[s]]: here in turn
     forward_tiles(outputs, theta, X, order, sizes, g, output_activation)
-
-
-OUTPUT_ACTIVATIONS = {CROSS_ENTROPY: softmax_forward, SQUARED_ERROR: sigmoid_forward}
 
 
 @kernel
