@@ -14,8 +14,11 @@ Every round starts from the same fresh θ and zero optimizer state (benchmark.pe
 not timed), so every round does the same work. Before timing, each implementation is checked
 against the oracle from that same state (check_against_oracle); that run also compiles numba.
 
-A separate group, "threads: epoch 784-10-10 batch 100 float32", times the numba epoch on one
-thread and on the benchmark thread count (2 unless NUMBA_NUM_THREADS says otherwise).
+Two more groups, "threads: epoch 784-10-10 batch 100 float32" and "threads: gradient step
+784-10-10 full batch 60000 float32", time the numba epoch on one thread and on the benchmark
+thread count (2 unless NUMBA_NUM_THREADS says otherwise). Both, because a step's fixed cost of
+starting and joining its parallel loops weighs on 600 steps of 100 samples and not on one step
+of 60,000.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from workloads import (
     EPOCH_CORRECT_FRACTION,
     EPOCH_LOSS_RTOL,
     EPS,
+    FULL_BATCH,
     HIDDEN,
     LEARNING_RATE,
     LOSS,
@@ -56,7 +60,7 @@ from workloads import (
 from fastnn.training import backend_functions
 
 IMPLEMENTATIONS = ("numba", "numpy", "torch-nn", "torch-tensors", "floor")
-THREADS_CASE = Case(10, MINI_BATCH, "float32")
+THREADS_CASES = (Case(10, MINI_BATCH, "float32"), Case(10, FULL_BATCH, "float32"))
 THREAD_COUNTS = (1, max(2, bench_threads()))
 FLOOR_RTOL = 1e-5
 
@@ -198,15 +202,17 @@ def test_epoch(benchmark, request, epoch_data, case, implementation):
 
 
 @pytest.mark.parametrize("threads", THREAD_COUNTS, ids=lambda n: f"{n}-threads")
-def test_epoch_threads(benchmark, request, epoch_data, threads):
+@pytest.mark.parametrize("case", THREADS_CASES, ids=lambda case: case.id)
+def test_epoch_threads(benchmark, request, epoch_data, case, threads):
     """numba on 1 thread and on the benchmark count, in their own group: the ratio shows."""
     if threads > numba.config.NUMBA_NUM_THREADS:
         pytest.skip(f"numba has {numba.config.NUMBA_NUM_THREADS} thread(s) (NUMBA_NUM_THREADS)")
-    case, order = THREADS_CASE, epoch_data.order
-    benchmark.group = f"threads: {epoch_group(case, len(epoch_data.labels))}"
+    n_samples = len(epoch_data.labels)
+    order = epoch_order(case, epoch_data)
+    benchmark.group = f"threads: {epoch_group(case, n_samples)}"
     benchmark.extra_info.update(
         suite="threads", implementation=f"numba {threads} thread{'s' if threads > 1 else ''}",
-        sizes=case.shape, batch=case.batch, dtype=case.dtype, threads=threads,
+        sizes=case.shape, batch=case.batch_size(n_samples), dtype=case.dtype, threads=threads,
     )  # fmt: skip
     train = trainer("numba", case, epoch_data)
     previous = numba.get_num_threads()
