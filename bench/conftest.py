@@ -150,6 +150,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
                     "threading_layer",
                     "num_threads",
                     "prefix",
+                    "filepath",
                 )
             }
             for pool in threadpoolctl.threadpool_info()

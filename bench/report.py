@@ -124,6 +124,14 @@ def suite_table(groups: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def library_file(filepath: str | None) -> str | None:
+    """A thread pool's library, short: the path inside site-packages when it is there, so that
+    two copies of one library (PyTorch's own libgomp and the system's) tell apart."""
+    if not filepath:
+        return None
+    return filepath.rpartition("site-packages/")[2]
+
+
 def machine_lines(results: dict) -> list[str]:
     machine = results.get("machine_info") or {}
     fastnn = machine.get("fastnn") or {}
@@ -143,7 +151,9 @@ def machine_lines(results: dict) -> list[str]:
     for pool in fastnn.get("threadpools") or []:
         keys = ("internal_api", "version", "architecture", "threading_layer", "prefix")
         details = " ".join(str(pool[key]) for key in keys if pool.get(key))
-        rows.append((pool.get("user_api"), f"{details}, {pool.get('num_threads')} threads"))
+        where = library_file(pool.get("filepath"))
+        details += f", {pool.get('num_threads')} threads" + (f", `{where}`" if where else "")
+        rows.append((pool.get("user_api"), details))
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         value = environment.get(name)
         rows.append((name, "unset" if value is None else f"`{value}`"))

@@ -46,7 +46,20 @@ def made_up_results() -> dict:
                         "architecture": "SkylakeX",
                         "threading_layer": "pthreads",
                         "num_threads": 2,
-                    }
+                        "filepath": "/venv/lib/site-packages/scipy_openblas64/lib/o.so",
+                    },
+                    {
+                        "user_api": "openmp",
+                        "prefix": "libgomp",
+                        "num_threads": 2,
+                        "filepath": "/usr/lib/x86_64-linux-gnu/libgomp.so.1",
+                    },
+                    {
+                        "user_api": "openmp",
+                        "prefix": "libgomp",
+                        "num_threads": 2,
+                        "filepath": "/venv/lib/site-packages/torch/lib/libgomp-a34b.so.1",
+                    },
                 ],
                 "environment": {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": None},
             },
@@ -128,7 +141,13 @@ def test_machine_and_versions_are_recorded(results_file, tmp_path):
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "| torch | 2.13.0 |" in text
     assert "| numba | 0.68.1 |" in text
-    assert "| blas | openblas 0.3.31 SkylakeX pthreads, 2 threads |" in text
+    assert (
+        "| blas | openblas 0.3.31 SkylakeX pthreads, 2 threads, `scipy_openblas64/lib/o.so` |"
+        in text
+    )
+    # two copies of one library: the path tells which is whose
+    assert "| openmp | libgomp, 2 threads, `/usr/lib/x86_64-linux-gnu/libgomp.so.1` |" in text
+    assert "| openmp | libgomp, 2 threads, `torch/lib/libgomp-a34b.so.1` |" in text
     assert "| OPENBLAS_CORETYPE | `Haswell` |" in text
     assert "| OPENBLAS_L2_SIZE | unset |" in text
     assert "0123456789ab" in text
