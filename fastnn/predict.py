@@ -82,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         if dataset.test_images is None:
             raise FastnnError(f"{dataset.source}: has no test set; use --csv to predict a CSV")
         images, labels, source = dataset.test_images, dataset.test_labels, dataset.source
+    inputs = to_inputs(images, str(net.dtype))
+    # The first call compiles (or loads) the kernels: one image, so that the note can only be
+    # about compiling, not about a long prediction.
     with call_if_slow(cli.say_compiling if args.backend == "numba" else None, SLOW_COMPILE_SECONDS):
-        outputs = predict_outputs(net, to_inputs(images, str(net.dtype)), args.backend)
-    predicted = outputs.argmax(axis=1)
+        predict_outputs(net, inputs[:1], args.backend)
+    predicted = predict_outputs(net, inputs, args.backend).argmax(axis=1)
     if labels is not None:
         correct = float(np.mean(predicted == labels))
         print(f"accuracy: {100 * correct:.2f}% on {len(labels)} images from {source}")

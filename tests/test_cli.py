@@ -512,3 +512,26 @@ def test_predict_announces_a_slow_compile(tmp_path, capsys, monkeypatch) -> None
     assert status == 0, err
     assert out.count(COMPILING) == 1, out
     assert "accuracy:" in out.split(COMPILING)[1], out
+
+
+def test_a_long_prediction_is_not_called_compiling(tmp_path, capsys, monkeypatch) -> None:
+    """Only the first, one-image call compiles; a slow prediction after it says nothing."""
+    data = mnist_dir()
+    model = tmp_path / "model.npz"
+    status, _, err = train(["--data", data, "--epochs", 1, "--save", model], capsys)
+    assert status == 0, err
+    predict_outputs = fastnn.predict.predict_outputs
+    delay = 2 * fastnn.training.SLOW_COMPILE_SECONDS
+
+    def slow_when_many(net, X, backend):
+        if len(X) > 1:
+            time.sleep(delay)
+        return predict_outputs(net, X, backend)
+
+    monkeypatch.setattr(fastnn.predict, "predict_outputs", slow_when_many)
+    status, out, err = run_in_process(
+        fastnn.predict.main, PREDICT_PROG, [model, "--data", data], capsys
+    )
+    assert status == 0, err
+    assert "accuracy:" in out, out
+    assert COMPILING not in out, out
