@@ -289,9 +289,9 @@ def compile_kernels(net: Network, codes: tuple, hyper: tuple, batch_size: int) -
     cache while this one compiles the rest, the loop over the steps, the update and predict; the
     tiny run then loads the helper's half from the cache. predict comes last: it calls the
     tile's forward kernels, which the helper has usually put in the cache by then (if not, this
-    process compiles them too: time, not results). Deeper networks (network.py)
-    compile in this process: a helper that compiled predict there made no difference beyond
-    noise (README, Tests and coverage).
+    process compiles them too: time, not results). Deeper networks (network.py) compile in this
+    process: a helper that compiled predict there made no difference beyond noise (README,
+    Tests and coverage).
     """
     started = time.perf_counter()
     plan = (net.sizes, net.dtype.name, codes, hyper, batch_size)
