@@ -257,8 +257,8 @@ def train(
     return result
 
 
-# Loading the kernels from the disk cache takes 0.3-0.4 s; compiling them, 7.8-9.5 s on the
-# 2-core machine this was built on (README: Train).
+# Loading the kernels from the disk cache takes 0.3-0.5 s; compiling them, 7.8-12.0 s on the
+# 2-core machine this was built on, depending on the hour (README: Train).
 SLOW_COMPILE_SECONDS = 1.0
 
 
