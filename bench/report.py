@@ -4,7 +4,7 @@
     python bench/report.py RESULTS.json [--out DIR]
 
 Prints the Markdown and writes it to DIR/report.md (DIR defaults to bench-out), plus a bar
-chart DIR/report.png when matplotlib is installed (the project's `chart` extra).
+chart DIR/report.png when matplotlib is installed (the project's `plot` extra).
 
 One table per suite (epochs, threads, kernels), one row per benchmark group: the median time of
 each implementation, then ratios of medians. A ratio "a / b" below 1 means a is faster:
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print(
             "report: matplotlib is not installed, so no chart; the table is in "
-            f"{args.out / 'report.md'} (pip install matplotlib, or the project's `chart` extra)",
+            f"{args.out / 'report.md'} (pip install matplotlib, or the project's `plot` extra)",
             file=sys.stderr,
         )
         return 0

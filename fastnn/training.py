@@ -112,8 +112,11 @@ def backend_functions(name: str) -> SimpleNamespace:
 
 
 def to_inputs(images: np.ndarray, dtype: str) -> np.ndarray:
-    """uint8 pixels (N, 784) to floats in [0, 1], samples as rows, C-contiguous."""
-    return np.ascontiguousarray(images, dtype=DTYPES[dtype]) / DTYPES[dtype](255)
+    """Samples as rows, C-contiguous, in the network's float type: uint8 pixels are scaled to
+    [0, 1] (divided by 255); floats are used as given."""
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images, dtype=DTYPES[dtype]) / DTYPES[dtype](255)
+    return np.ascontiguousarray(images, dtype=DTYPES[dtype])
 
 
 def split_dev(
@@ -174,17 +177,24 @@ def train(
     resume: TrainingState | None = None,
     on_state: Callable[[TrainingState], None] | None = None,
     on_slow_compile: Callable[[], None] | None = None,
+    n_classes: int = 10,
 ) -> TrainResult:
     """Split off the dev set, train for config.epochs, keep the best weights if patience is set.
 
-    `train_images` are uint8 (N, 784); `train_labels` integers 0..9. `resume` continues a run
+    `train_images` are (N, n_inputs), uint8 pixels (scaled to [0, 1]) or floats (used as
+    given); `train_labels` integers 0 .. n_classes - 1. `resume` continues a run
     from its state after some epochs; `on_state` sees the state after every epoch (checkpoints);
     `on_slow_compile` is called once if compiling the kernels is still going on after
     SLOW_COMPILE_SECONDS (it is, on a machine's first run).
     """
     rng = np.random.default_rng(config.seed)
     net = init_network(
-        config.sizes(), config.activation, config.loss, config.init, config.dtype, rng
+        config.sizes(train_images.shape[1], n_classes),
+        config.activation,
+        config.loss,
+        config.init,
+        config.dtype,
+        rng,
     )
     images, labels, dev_images, dev_labels = split_dev(
         train_images, train_labels, config.dev_size, rng
