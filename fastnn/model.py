@@ -27,17 +27,25 @@ INITS = ("he", "glorot", "uniform")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 MODEL_FORMAT = "fastnn-model"
-MODEL_FORMAT_VERSION = 1
+# Version 2 added `classes`, the label each output unit stands for; version 1 files are read
+# with the labels 0 .. k-1.
+MODEL_FORMAT_VERSION = 2
 
 
 @dataclass
 class Network:
-    """Layer sizes (784, ..., 10), the hidden activation, the loss, and the flat θ."""
+    """Layer sizes (784, ..., 10), the hidden activation, the loss, the flat θ, and the label
+    each output unit stands for (`classes`, default 0 .. k-1)."""
 
     sizes: tuple[int, ...]
     activation: str
     loss: str
     theta: np.ndarray
+    classes: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.classes is None:
+            self.classes = np.arange(self.sizes[-1], dtype=np.int64)
 
     @property
     def layer_sizes(self) -> np.ndarray:
@@ -137,13 +145,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
 
 
 def model_arrays(net: Network) -> dict[str, np.ndarray]:
-    """What a model file holds: format, version, shape, activation, loss, W1, b1, ..."""
+    """What a model file holds: format, version, shape, activation, loss, classes, W1, b1, ..."""
     arrays = {
         "format": np.array(MODEL_FORMAT),
         "format_version": np.array(MODEL_FORMAT_VERSION),
         "sizes": net.layer_sizes,
         "activation": np.array(net.activation),
         "loss": np.array(net.loss),
+        "classes": np.asarray(net.classes, dtype=np.int64),
     }
     for l, (W, b) in enumerate(net.parameters(), start=1):
         arrays[f"W{l}"], arrays[f"b{l}"] = W, b
@@ -226,7 +235,20 @@ def network_from_arrays(path: str | os.PathLike, arrays: dict[str, np.ndarray]) 
                 )
             if not np.all(np.isfinite(array)):
                 raise fail(f"array '{name}' contains NaN or infinity")
-    net = Network(sizes, activation, loss, np.empty(parameter_count(sizes), dtype=dtype))
+    classes = arrays.get("classes", np.arange(sizes[-1], dtype=np.int64))
+    if (
+        classes.shape != (sizes[-1],)
+        or classes.dtype.kind not in "iu"
+        or np.any(np.diff(classes) <= 0)
+    ):
+        raise fail(f"'classes' must be {sizes[-1]} increasing whole numbers, one per output")
+    net = Network(
+        sizes,
+        activation,
+        loss,
+        np.empty(parameter_count(sizes), dtype=dtype),
+        classes.astype(np.int64),
+    )
     for l, (W, b) in enumerate(net.parameters(), start=1):
         W[:], b[:] = arrays[f"W{l}"], arrays[f"b{l}"]
     return net

@@ -1,6 +1,12 @@
 """python -m fastnn.train: train a network on MNIST and report its accuracy on the test images.
 
 Run with --help for every flag. Each epoch prints one line; the end prints the test accuracy.
+The command is fastnn.api.fit, the function behind fastnn.train(X, y, ...), with flags for its
+keyword arguments: the same settings and seed give the same weights from either.
+
+Once imported, this module is also what the name `fastnn.train` finds on the package (Python
+binds a package's submodule over the package's attribute of the same name), so calling the
+module calls fastnn.api.train: `fastnn.train(X, y)` works whichever way it is reached.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ import json
 import shlex
 import sys
 import time
+import types
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from . import cli
+from . import api, cli
+from .api import epoch_header, epoch_line, fit
 from .checkpoint import (
     RESUMABLE_CHANGES,
     contradictions,
@@ -26,19 +34,10 @@ from .checkpoint import (
 from .data import resolve_data
 from .errors import FastnnError
 from .model import ACTIVATIONS, DTYPES, INITS, LOSSES, atomic_write, save_model
-from .training import (
-    BACKENDS,
-    OPTIMIZERS,
-    EpochRecord,
-    TrainConfig,
-    TrainingState,
-    TrainResult,
-    accuracy,
-    to_inputs,
-    train,
-)
+from .training import BACKENDS, OPTIMIZERS, EpochRecord, TrainConfig, TrainingState
 
 PROG = "python -m fastnn.train"
+N_CLASSES = 10  # MNIST's digits, whichever of them a data set holds
 DEFAULTS = TrainConfig()
 
 
@@ -171,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write the run's settings, per-epoch history and scores here as JSON",
     )
+    output.add_argument(
+        "--curves",
+        type=cli.output_path,
+        metavar="PATH",
+        help="draw the learning curves (loss, train and dev accuracy per epoch) into this PNG; "
+        'needs matplotlib: pip install "fastnn-loops[plot]"',
+    )
     return parser
 
 
@@ -202,18 +208,6 @@ def describe(config: TrainConfig, threads: int) -> str:
     return (
         f"network {shape}, {config.activation} hidden, {output}; {config.optimizer} "
         f"lr {config.lr:g}, {batch}, {config.dtype}; {backend}"
-    )
-
-
-def percent(fraction: float) -> str:
-    return f"{100 * fraction:.2f}%" if np.isfinite(fraction) else "n/a"
-
-
-def print_epoch(record: EpochRecord) -> None:
-    print(
-        f"{record.epoch:5d}  {record.loss:9.4f}  {100 * record.train_accuracy:8.2f}%  "
-        f"{percent(record.dev_accuracy):>8}  {record.seconds:7.2f}",
-        flush=True,
     )
 
 
@@ -306,19 +300,22 @@ def main(argv: list[str] | None = None) -> int:
         """An epoch's line; the table's header comes with the first, after any compiling note."""
         nonlocal header_printed
         if not header_printed:
-            print(f"{'epoch':>5}  {'loss':>9}  {'train acc':>9}  {'dev acc':>8}  {'seconds':>7}")
+            print(epoch_header())
             header_printed = True
-        print_epoch(record)
+        print(epoch_line(record), flush=True)
 
     def write_checkpoint(state: TrainingState) -> None:
         save_checkpoint(checkpoint_path, config, state, fingerprint)
 
+    if args.curves:
+        require_matplotlib()
     try:
-        result = train(
+        result = fit(
             config,
             dataset.train_images,
             dataset.train_labels,
-            on_epoch=print_row,
+            classes=np.arange(N_CLASSES),
+            on_epoch=[print_row],
             resume=resume_state,
             on_state=write_checkpoint if checkpoint_path else None,
             on_slow_compile=cli.say_compiling,
@@ -334,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     dev_accuracy = result.history[result.best_epoch - 1].dev_accuracy
     test_accuracy = None
     if has_test:
-        test_X = to_inputs(dataset.test_images, config.dtype)
-        test_accuracy = accuracy(net, test_X, dataset.test_labels, config.backend)
+        predicted = result.predict(dataset.test_images, config.backend)
+        test_accuracy = float(np.mean(predicted == dataset.test_labels))
     seconds = time.perf_counter() - started
     if test_accuracy is not None:
         print(f"test accuracy: {100 * test_accuracy:.2f}% on {len(dataset.test_labels)} images")
@@ -355,7 +352,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.metrics:
         write_metrics(args.metrics, config, result, dev_accuracy, test_accuracy, seconds, threads)
         print(f"wrote metrics to {args.metrics}")
+    if args.curves:
+        from .figures import plot_learning_curves
+
+        title = f"Learning curves: {describe(config, threads).split(';')[0]}"
+        plot_learning_curves(result.history_dicts(), args.curves, title=title)
+        print(f"drew the learning curves in {args.curves}")
     return 0
+
+
+def require_matplotlib() -> None:
+    """Refuse --curves before training when matplotlib is missing, not after."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise FastnnError('--curves needs matplotlib: pip install "fastnn-loops[plot]"') from None
 
 
 def finite_or_null(value: object) -> object:
@@ -372,7 +383,7 @@ def finite_or_null(value: object) -> object:
 
 
 def write_metrics(
-    path: Path, config: TrainConfig, result: TrainResult, dev_accuracy: float,
+    path: Path, config: TrainConfig, result: api.Model, dev_accuracy: float,
     test_accuracy: float | None, seconds: float, threads: int,
 ) -> None:  # fmt: skip
     metrics = {
@@ -398,5 +409,14 @@ def entry_point() -> None:
     cli.run(PROG, lambda: main(sys.argv[1:]))
 
 
+class CallableModule(types.ModuleType):
+    """This module, callable as fastnn.api.train (see the module's docstring for why)."""
+
+    def __call__(self, *args, **kwargs) -> api.Model:
+        return api.train(*args, **kwargs)
+
+
 if __name__ == "__main__":
     entry_point()
+else:
+    sys.modules[__name__].__class__ = CallableModule

@@ -133,7 +133,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started despite bad input")
 
-    monkeypatch.setattr(fastnn.train, "train", refuse)
+    monkeypatch.setattr(fastnn.train, "fit", refuse)
 
 
 @pytest.mark.parametrize("argv, flag", BAD_FLAGS.values(), ids=BAD_FLAGS.keys())

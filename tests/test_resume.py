@@ -172,7 +172,8 @@ def test_kill_9_at_random_moments_then_resume(small, reference, tmp_path) -> Non
         _, state, _ = load_checkpoint(checkpoint)
         assert 1 <= state.epoch <= 40
         names = {path.name for path in tmp_path.iterdir()}
-        new_strays = names - strays - {"ckpt.npz"}
+        # model.npz is checked below: a kill landing after the last epoch may leave it saved
+        new_strays = names - strays - {"ckpt.npz", "model.npz"}
         assert all(STRAY.match(name) for name in new_strays), names
         assert len(new_strays) <= 1, f"more than one temporary file after one kill: {names}"
         if state.epoch < 40:
