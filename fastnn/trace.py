@@ -457,7 +457,7 @@ def summarise(name: str, value: np.ndarray | float, n_in: int = 0) -> list[str]:
     return [
         f"{name}: min {number(array.min())}, max {number(array.max())}, "
         f"norm {number(np.linalg.norm(array))}, {np.count_nonzero(array)} of {array.size} not 0",
-        f"largest: {'; '.join(largest)}",
+        f"largest by size: {'; '.join(largest)}",
     ]
 
 
@@ -480,7 +480,6 @@ def build_parser() -> argparse.ArgumentParser:
         "(1)-(3), the loss (4) or (5) and backward (6)-(11), with the kernels training uses: "
         "for each step the equation, the kernel, the shape, the values, and the largest "
         "difference from the NumPy oracle; then the predicted digit.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", type=cli.existing_file, help="a model file from --save")
     source = parser.add_mutually_exclusive_group()
@@ -488,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--index",
         type=cli.whole_number(0),
         metavar="N",
-        help="trace MNIST test image N, counting from 0 (the default: 0)",
+        help="trace MNIST test image N, counting from 0 (default: 0)",
     )
     source.add_argument(
         "--image",
@@ -506,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data",
         metavar="PATH",
-        help="where the MNIST test images are: as for python -m fastnn.train",
+        help="where the MNIST test images are, as for python -m fastnn.train (default: "
+        "$FASTNN_DATA, else the cache folder, else a download)",
     )
     parser.add_argument(
         "--json",
