@@ -1,0 +1,400 @@
+"""python -m fastnn.show: see what a saved network learned, as figures and an index.html.
+
+    python -m fastnn.train --save model.npz --metrics run.json
+    python -m fastnn.show model.npz --out figures --metrics run.json
+
+writes into the folder figures/: learning_curves.png (needs --metrics), confusion_matrix.png,
+mistakes.png, first_layer.png, accuracy_per_digit.png and index.html, which shows them all
+with the run's settings and scores. The confusion matrix, the most frequent confusions and the
+accuracy per digit are also printed as text, and need no matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import cli, figures, report
+from .data import resolve_data
+from .errors import FastnnError
+from .model import Network, atomic_write, load_model, parameter_count
+from .training import BACKENDS, SLOW_COMPILE_SECONDS, call_if_slow, predict_outputs, to_inputs
+
+PROG = "python -m fastnn.show"
+HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "dev_accuracy")
+FILES = {
+    "learning_curves": "learning_curves.png",
+    "confusion_matrix": "confusion_matrix.png",
+    "mistakes": "mistakes.png",
+    "first_layer": "first_layer.png",
+    "accuracy_per_digit": "accuracy_per_digit.png",
+}
+INDEX = "index.html"
+METRICS_HINT = (
+    "train with `python -m fastnn.train --save model.npz --metrics run.json` "
+    "and add `--metrics run.json` here"
+)
+
+
+def output_folder(text: str) -> Path:
+    """A folder to write in: it may not exist yet, but must not be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file; name a folder")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.Parser(
+        prog=PROG,
+        description="Draw what a saved network learned: learning curves (with --metrics), the "
+        "confusion matrix on the test images, its most confident mistakes, the first layer's "
+        "weights as images and the accuracy per digit, as PNG files in --out with an "
+        "index.html that shows them all. The confusion matrix and the accuracy per digit are "
+        'also printed as text. Figures need matplotlib: pip install "fastnn-loops[plot]".',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", type=cli.existing_file, help="a model file from --save")
+    parser.add_argument(
+        "--out",
+        type=output_folder,
+        required=True,
+        metavar="DIR",
+        help="the folder to write the PNG files and index.html in (made if missing)",
+    )
+    parser.add_argument(
+        "--metrics",
+        type=cli.existing_file,
+        metavar="PATH",
+        help="the JSON that `python -m fastnn.train --metrics PATH` wrote for this model: "
+        "the learning curves and the run's settings come from it",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="where the MNIST test images are: as for python -m fastnn.train",
+    )
+    parser.add_argument(
+        "--mistakes",
+        type=cli.whole_number(1),
+        metavar="N",
+        default=10,
+        help="how many of the most confident mistakes to draw",
+    )
+    parser.add_argument(
+        "--units",
+        type=cli.whole_number(1),
+        metavar="N",
+        default=32,
+        help="draw at most this many first-layer units (evenly spaced when there are more)",
+    )
+    parser.add_argument(
+        "--confusions",
+        type=cli.whole_number(1),
+        metavar="N",
+        default=5,
+        help="how many of the most frequent confusions to name",
+    )
+    parser.add_argument("--backend", choices=BACKENDS, default="numba")
+    parser.add_argument(
+        "--threads", type=cli.whole_number(1), default=None, metavar="N",
+        help="threads for the numba backend; default: all cores",
+    )  # fmt: skip
+    return parser
+
+
+# ---- the metrics file -------------------------------------------------------------------------
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def read_metrics(path: Path) -> dict:
+    """The --metrics JSON of a training run, checked enough to draw its history."""
+
+    def fail(problem: str) -> FastnnError:
+        return FastnnError(f"{path}: not a metrics file from python -m fastnn.train ({problem})")
+
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise fail("not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise fail(f"not JSON: {error.msg} at line {error.lineno}") from None
+    except OSError as error:
+        raise FastnnError(f"{path}: cannot read: {error.strerror or error}") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("history"), list):
+        raise fail("no 'history' list")
+    if not metrics["history"]:
+        raise fail("the history is empty")
+    for place, row in enumerate(metrics["history"], start=1):
+        if not isinstance(row, dict) or any(key not in row for key in HISTORY_KEYS):
+            raise fail(f"history entry {place} lacks one of {', '.join(HISTORY_KEYS)}")
+        for key in HISTORY_KEYS:
+            if not (is_number(row[key]) or (key == "dev_accuracy" and row[key] is None)):
+                raise fail(f"history entry {place}: {key} is {row[key]!r}, not a number")
+    if not isinstance(metrics.get("config", {}), dict):
+        raise fail("'config' is not an object")
+    return metrics
+
+
+def check_same_run(net: Network, metrics: dict, model_path: Path, metrics_path: Path) -> None:
+    """Refuse a metrics file that describes another network than the model file holds."""
+    config = metrics.get("config", {})
+    hidden = config.get("hidden")
+    if isinstance(hidden, list) and tuple(hidden) != tuple(net.sizes[1:-1]):
+        described = "-".join(str(n) for n in (net.sizes[0], *hidden, net.sizes[-1]))
+        raise FastnnError(
+            f"{metrics_path} is the run of a {described} network, but {model_path} holds a "
+            f"{shape_text(net)} network: give the metrics of the run that saved this model"
+        )
+    for name in ("activation", "loss"):
+        if name in config and config[name] != getattr(net, name):
+            raise FastnnError(
+                f"{metrics_path} is the run of a network with {name} {config[name]}, but "
+                f"{model_path} has {getattr(net, name)}: not the same run"
+            )
+
+
+# ---- what is computed -------------------------------------------------------------------------
+
+
+def shape_text(net: Network) -> str:
+    return "-".join(str(n) for n in net.sizes)
+
+
+def percent(value: object) -> str:
+    return f"{100 * value:.2f}%" if is_number(value) else "n/a"
+
+
+def page_facts(
+    net: Network, model_path: Path, source: str, n_test: int, right: int, metrics: dict | None
+) -> list[tuple[str, str]]:
+    facts = [
+        ("model file", str(model_path)),
+        ("network", f"{shape_text(net)}, {net.activation} hidden, {net.loss} loss, {net.dtype}"),
+        ("parameters", f"{parameter_count(net.sizes):,}"),
+        ("test images", f"{n_test:,} from {source}"),
+        ("test accuracy (measured now)", f"{100 * right / n_test:.2f}% ({right:,} right)"),
+    ]
+    if metrics is not None:
+        facts += [
+            ("test accuracy (at the end of training)", percent(metrics.get("test_accuracy"))),
+            ("dev accuracy (kept epoch)", percent(metrics.get("dev_accuracy"))),
+            ("epochs run", str(metrics.get("epochs", len(metrics["history"])))),
+            ("kept the weights of epoch", str(metrics.get("best_epoch", "n/a"))),
+            ("stopped early", str(metrics.get("stopped_early", "n/a"))),
+        ]
+        if is_number(metrics.get("seconds")):
+            facts.append(("training time", f"{metrics['seconds']:.1f} s"))
+    return facts
+
+
+def rarely_inked_text(weights: np.ndarray, images: np.ndarray, share: float = 0.01) -> str:
+    """How large the weights are on pixels almost never inked (the frame) and on the others:
+    a weight on a pixel that is 0 in nearly every image hardly ever takes part in z."""
+    rare = (images > 0).mean(axis=0) < share
+    if not rare.any() or rare.all():
+        return f"{'no' if rare.all() else 'every'} pixel is inked in {share:.0%} of the test images"
+    magnitude = np.abs(weights)
+    return (
+        f"the {int(rare.sum())} pixels inked in under {share:.0%} of the test images (mostly the "
+        f"frame; seldom part of z) have mean |w| {magnitude[:, rare].mean():.3g}, the other "
+        f"{int((~rare).sum())} pixels {magnitude[:, ~rare].mean():.3g}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cli.set_threads(args.threads)
+    net = load_model(args.model)
+    print(f"model: {args.model} ({shape_text(net)}, {net.activation}, {net.loss}, {net.dtype})")
+    if net.sizes[0] != 784 or net.sizes[-1] != 10:
+        raise FastnnError(
+            f"{args.model}: the network is {shape_text(net)}; the figures are of MNIST, "
+            "which needs 784 inputs (28 × 28 images) and 10 outputs"
+        )
+    classes = getattr(net, "classes", None)
+    if classes is not None and not np.array_equal(classes, np.arange(10)):
+        raise FastnnError(
+            f"{args.model}: its outputs stand for the labels {list(map(int, classes))}; "
+            "the figures are of the MNIST digits 0 to 9"
+        )
+    metrics = read_metrics(args.metrics) if args.metrics else None
+    if metrics is not None:
+        check_same_run(net, metrics, args.model, args.metrics)
+    dataset = resolve_data(args.data)
+    if dataset.test_images is None:
+        raise FastnnError(
+            f"{dataset.source}: has no test set; the figures need the MNIST test images "
+            "(a folder of the four IDX files)"
+        )
+    images, labels = dataset.test_images, dataset.test_labels.astype(np.int64)
+    if len(labels) == 0:
+        raise FastnnError(f"{dataset.source}: the test set is empty")
+    print(f"data: {dataset.source} ({len(labels)} test images)")
+
+    inputs = to_inputs(images, str(net.dtype))
+    with call_if_slow(cli.say_compiling if args.backend == "numba" else None, SLOW_COMPILE_SECONDS):
+        predict_outputs(net, inputs[:1], args.backend)
+    outputs = predict_outputs(net, inputs, args.backend).astype(np.float64)
+    predicted = outputs.argmax(axis=1)
+
+    matrix = report.confusion_matrix(labels, predicted, 10)
+    right = int(np.trace(matrix))
+    print(f"test accuracy: {100 * right / len(labels):.2f}% on {len(labels)} images\n")
+    print("confusion matrix (rows: the true digit; columns: the digit the network answered)")
+    print(report.format_confusion_matrix(matrix) + "\n")
+    confusions = report.top_confusions(matrix, args.confusions)
+    print("most frequent confusions:" if confusions else "no confusions: every answer is right")
+    for confusion in confusions:
+        print(f"  {confusion}")
+    print("\naccuracy per digit")
+    print(report.format_accuracy_per_class(matrix) + "\n")
+
+    output_name = "probability" if net.loss == "cross-entropy" else "sigmoid output"
+    mistakes = report.most_confident_mistakes(outputs, labels, args.mistakes)
+    if len(mistakes):
+        print(f"the {len(mistakes)} most confident mistakes (test image: true -> predicted):")
+        for index in mistakes.tolist():
+            guess = int(predicted[index])
+            print(
+                f"  {index}: {labels[index]} -> {guess} "
+                f"({output_name} {figures.confidence_text(outputs[index, guess])})"
+            )
+    W1 = net.parameters()[0][0]
+    units = report.sample_units(W1.shape[0], args.units)
+    units_text = report.describe_units(units, W1.shape[0])
+    print(f"first layer: drawing {units_text}")
+    limit, beyond = figures.first_layer_scale(W1, units)
+    frame_text = rarely_inked_text(W1[units], images)
+    print(f"  {frame_text}")
+    scale_text = (
+        f"one colour scale for all, centred on zero: ±{limit:.3g}, which holds 99% of the "
+        f"weights drawn; the {100 * beyond:.1f}% beyond it take the end colours"
+    )
+
+    notes: list[str] = []
+    drawn: list[report.Figure] = []
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FastnnError(f"{out}: cannot make the folder: {error.strerror or error}") from None
+    try:
+        figures.require_matplotlib()
+    except figures.MissingMatplotlib as missing:
+        notes.append(f"No figures: {missing}.")
+        print(f"\nno figures: {missing}")
+    else:
+        print()
+        drawn = draw_all(
+            out, net, metrics, matrix, confusions, images, labels, outputs, mistakes, units,
+            units_text, scale_text, frame_text, output_name, notes,
+        )  # fmt: skip
+    if metrics is None:
+        notes.append(f"Learning curves skipped: they need the run's history; {METRICS_HINT}.")
+        print(f"learning curves: skipped, they need the run's history; {METRICS_HINT}")
+
+    page = report.index_html(
+        title=f"fastnn: what the {shape_text(net)} network in {args.model.name} learned",
+        facts=page_facts(net, args.model, dataset.source, len(labels), right, metrics),
+        settings=metrics.get("config") if metrics else None,
+        matrix=matrix,
+        confusions=confusions,
+        figures=drawn,
+        notes=notes,
+    )
+    index = out / INDEX
+    write_text(index, page)
+    print(f"wrote {index}: open it in a browser")
+    return 0
+
+
+def draw_all(
+    out: Path, net: Network, metrics: dict | None, matrix: np.ndarray,
+    confusions: list[report.Confusion], images: np.ndarray, labels: np.ndarray,
+    outputs: np.ndarray, mistakes: np.ndarray, units: np.ndarray, units_text: str,
+    scale_text: str, frame_text: str, output_name: str, notes: list[str],
+) -> list[report.Figure]:  # fmt: skip
+    """Every figure into `out`, each announced as it is written; their entries for the page."""
+    drawn: list[report.Figure] = []
+
+    def announce(key: str, heading: str, caption: str) -> None:
+        print(f"wrote {out / FILES[key]}", flush=True)
+        drawn.append(report.Figure(FILES[key], heading, caption))
+
+    n_test = int(matrix.sum())
+    if metrics is not None:
+        history = metrics["history"]
+        figures.plot_learning_curves(history, out / FILES["learning_curves"])
+        announce(
+            "learning_curves",
+            "Learning curves",
+            f"{len(history)} epochs. Left: the training loss, averaged over each epoch's "
+            "batches. Right: the accuracy on each batch before its update (train) and on the "
+            "held-out dev images after the epoch (dev).",
+        )
+    named = "; ".join(str(confusion) for confusion in confusions) or "none"
+    figures.plot_confusion_matrix(matrix, out / FILES["confusion_matrix"])
+    announce(
+        "confusion_matrix",
+        "Confusion matrix",
+        f"On the {n_test:,} test images: row = true digit, column = the network's answer. "
+        f"The most frequent confusions: {named}.",
+    )
+    if len(mistakes):
+        predicted = outputs.argmax(axis=1)
+        figures.plot_mistakes(
+            images[mistakes], labels[mistakes], predicted[mistakes], outputs[mistakes],
+            out / FILES["mistakes"], indices=mistakes, output_name=output_name,
+        )  # fmt: skip
+        announce(
+            "mistakes",
+            "The most confident mistakes",
+            f"The {len(mistakes)} test images the network got wrong with the highest "
+            f"{output_name} for its answer, each beside its 10 outputs.",
+        )
+    else:
+        notes.append("No mistakes figure: the network got every test image right.")
+        print("mistakes: none to draw, every test image is right")
+    W1 = net.parameters()[0][0]
+    figures.plot_first_layer(W1, out / FILES["first_layer"], units=units)
+    announce(
+        "first_layer",
+        "What the first layer looks for",
+        f"Each panel is one hidden unit's row of W1, the 784 weights it gives the pixels, laid "
+        f"out as the 28 × 28 image: red where ink raises the unit's input z, blue where it "
+        f"lowers it; {scale_text}. Shown: {units_text}. {frame_text[0].upper()}"
+        f"{frame_text[1:]}.",
+    )
+    correct, totals = report.accuracy_per_class(matrix)
+    figures.plot_accuracy_per_digit(correct, totals, out / FILES["accuracy_per_digit"])
+    announce(
+        "accuracy_per_digit",
+        "Accuracy per digit",
+        "The share of each digit's test images the network got right; the dashed line is the "
+        "accuracy over all of them.",
+    )
+    return drawn
+
+
+def write_text(path: Path, text: str) -> None:
+    try:
+        atomic_write(path, lambda file: file.write(text.encode("utf-8")))
+    except OSError as error:
+        raise FastnnError(f"{path}: cannot write: {error.strerror or error}") from None
+
+
+def entry_point() -> None:
+    cli.run(PROG, lambda: main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    entry_point()
