@@ -78,9 +78,13 @@ class Step:
         return EQUATIONS[self.equation]
 
 
-@dataclass
+@dataclass(repr=False)
 class Trace:
-    """Every step of one image through the network, and what the network makes of it."""
+    """Every step of one image through the network, and what the network makes of it.
+
+    print(trace) shows it as the command does; trace.arrays holds every array by its name in
+    the math; trace.write_json(path) writes them all.
+    """
 
     sizes: tuple[int, ...]
     activation: str
@@ -150,6 +154,24 @@ class Trace:
             for step in self.steps
         ]
         return document
+
+    def write_json(self, path: str | os.PathLike) -> None:
+        """Write to_json() to `path`, atomically (the old file or the new one, never half)."""
+        text = json.dumps(self.to_json(), indent=1) + "\n"
+        try:
+            atomic_write(path, lambda file: file.write(text.encode()))
+        except OSError as error:
+            raise FastnnError(f"{path}: cannot write: {error.strerror or error}") from None
+
+    def __repr__(self) -> str:
+        shape = "-".join(map(str, self.sizes))
+        return (
+            f"fastnn.trace.Trace({shape}, label {self.label}, predicted {self.predicted}, "
+            f"J = {self.J:.6g}, {len(self.steps)} steps)"
+        )
+
+    def __str__(self) -> str:
+        return self.report()
 
     def report(self) -> str:
         """The trace as text: per step the equation, the kernel, the shape, the values and the
@@ -564,11 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         result = trace(net, image, label)
     print(result.report())
     if args.json:
-        text = json.dumps(result.to_json(), indent=1) + "\n"
-        try:
-            atomic_write(args.json, lambda file: file.write(text.encode()))
-        except OSError as error:
-            raise FastnnError(f"{args.json}: cannot write: {error.strerror or error}") from None
+        result.write_json(args.json)
         print(f"wrote every array of the trace to {args.json}")
     return 0
 

@@ -476,3 +476,22 @@ def test_the_python_function_refuses_what_it_cannot_trace(tmp_path):
     floats = trace(model, drawn_digit() / 255.0, label=7)
     pixels = trace(model, drawn_digit(), label=7)
     np.testing.assert_allclose(floats.arrays["A0"], pixels.arrays["A0"], rtol=1e-6)
+
+
+def test_a_trace_in_python_prints_and_saves_as_the_command_does(tmp_path):
+    model = make_model(tmp_path, (784, 10, 10), "tanh", "cross-entropy", "float64")
+    result = trace(model, drawn_digit(), label=7)
+    assert str(result) == result.report()
+    assert "(11) " + EQUATIONS[11] in str(result)
+    assert repr(result) == (
+        f"fastnn.trace.Trace(784-10-10, label 7, predicted {result.predicted}, "
+        f"J = {result.J:.6g}, 12 steps)"
+    )
+    path = tmp_path / "trace.json"
+    result.write_json(path)
+    document = json.loads(path.read_text())
+    for name, array in result.arrays.items():
+        np.testing.assert_array_equal(np.array(document[name]), array, err_msg=name)
+    assert document["J"] == result.J and document["label"] == 7
+    assert [step["name"] for step in document["steps"]] == [step.name for step in result.steps]
+    assert not list(tmp_path.glob(".trace.json.*"))  # no temporary file left beside it
