@@ -20,6 +20,7 @@ records the largest difference between the two.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -252,7 +253,8 @@ class _Chains:
         An output given as a bare name is the number a loss kernel returns.
         """
         module_name, function_name = kernel.split(".")
-        kernel_function = getattr(getattr(kernels, module_name), function_name)
+        module = importlib.import_module(f"{kernels.__name__}.{module_name}")
+        kernel_function = getattr(module, function_name)
         oracle_function = getattr(oracle, function_name)
         kernel_inputs = [self.kernel[x] if isinstance(x, str) else x for x in inputs]
         oracle_inputs = [self.oracle[x] if isinstance(x, str) else x for x in inputs]
