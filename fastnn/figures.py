@@ -258,6 +258,11 @@ def confidence_text(value: float) -> str:
     return f"{100 * value:.{decimals}f}%"
 
 
+def output_text(value: float, output_name: str) -> str:
+    """A probability as a percentage (confidence_text); any other output as a number."""
+    return confidence_text(value) if output_name == "probability" else f"{value:.3f}"
+
+
 def mistakes_figure(
     images: np.ndarray,
     true_labels: Sequence[int],
@@ -281,7 +286,7 @@ def mistakes_figure(
     with style():
         from matplotlib.patches import Patch
 
-        figure = new_figure(5.4 * pairs_per_row, 2.3 * rows + 1.0)
+        figure = new_figure(5.4 * pairs_per_row + (1.2 if n == 1 else 0), 2.3 * rows + 1.2)
         grid = figure.add_gridspec(rows, 2 * pairs_per_row, width_ratios=[1, 1.5] * pairs_per_row)
         for i in range(n):
             row, pair = divmod(i, pairs_per_row)
@@ -294,17 +299,20 @@ def mistakes_figure(
                 spine.set(visible=True, color=OTHER_COLOUR, linewidth=0.8)
             image_axes.set_title(
                 f"test image {indices[i]}\ntrue {true}, predicted {guess}\n"
-                f"{output_name} {confidence_text(outputs[i, guess])}",
+                f"{output_name} {output_text(outputs[i, guess], output_name)}",
                 fontsize=10,
             )
             bar_axes = figure.add_subplot(grid[row, 2 * pair + 1])
             colours = [OTHER_COLOUR] * k
             colours[true], colours[guess] = RIGHT_COLOUR, WRONG_COLOUR
             bar_axes.bar(range(k), outputs[i], color=colours)
-            # The true digit's bar is often too short to see: its value is written above it.
+            # The true digit's bar is often too short to see: its value is written on it.
+            height = outputs[i, true]
             bar_axes.text(
-                true, 0.04, confidence_text(outputs[i, true]), rotation=90, ha="center",
-                va="bottom", fontsize=9, color=RIGHT_COLOUR,
+                true, height + 0.04 if height < 0.7 else height - 0.04,
+                output_text(height, output_name), rotation=90, ha="center",
+                va="bottom" if height < 0.7 else "top", fontsize=9,
+                color=RIGHT_COLOUR if height < 0.7 else "white",
             )  # fmt: skip
             bar_axes.set_xticks(range(k))
             for digit, label in enumerate(bar_axes.get_xticklabels()):
@@ -324,7 +332,8 @@ def mistakes_figure(
             loc="outside lower center",
             ncols=3,
         )
-        figure.suptitle(title or f"The {n} most confident mistakes on the test images")
+        named = "The most confident mistake" if n == 1 else f"The {n} most confident mistakes"
+        figure.suptitle(title or f"{named} on the test images")
     return figure
 
 
@@ -376,8 +385,9 @@ def first_layer_figure(
     if not units:
         raise FastnnError("no units to draw")
     limit, beyond = first_layer_scale(W1, units, percentile)
-    columns = min(len(units), 8 if len(units) > 10 else 5)
-    rows = -(-len(units) // columns)
+    # At most 8 columns (5 up to 10 units), rows as evenly filled as they can be.
+    rows = -(-len(units) // (8 if len(units) > 10 else 5))
+    columns = -(-len(units) // rows)
     with style():
         figure = new_figure(max(1.3 * columns + 1.7, 8.5), 1.45 * rows + 1.7)
         panels = figure.subplots(rows, columns, squeeze=False)

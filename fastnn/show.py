@@ -229,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics = read_metrics(args.metrics) if args.metrics else None
     if metrics is not None:
         check_same_run(net, metrics, args.model, args.metrics)
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise FastnnError(f"{out}: cannot make the folder: {error.strerror or error}") from None
     dataset = resolve_data(args.data)
     if dataset.test_images is None:
         raise FastnnError(
@@ -261,12 +266,17 @@ def main(argv: list[str] | None = None) -> int:
     output_name = "probability" if net.loss == "cross-entropy" else "sigmoid output"
     mistakes = report.most_confident_mistakes(outputs, labels, args.mistakes)
     if len(mistakes):
-        print(f"the {len(mistakes)} most confident mistakes (test image: true -> predicted):")
+        named = (
+            "the most confident mistake"
+            if len(mistakes) == 1
+            else (f"the {len(mistakes)} most confident mistakes")
+        )
+        print(f"{named} (test image: true -> predicted):")
         for index in mistakes.tolist():
             guess = int(predicted[index])
             print(
                 f"  {index}: {labels[index]} -> {guess} "
-                f"({output_name} {figures.confidence_text(outputs[index, guess])})"
+                f"({output_name} {figures.output_text(outputs[index, guess], output_name)})"
             )
     W1 = net.parameters()[0][0]
     units = report.sample_units(W1.shape[0], args.units)
@@ -282,11 +292,6 @@ def main(argv: list[str] | None = None) -> int:
 
     notes: list[str] = []
     drawn: list[report.Figure] = []
-    out: Path = args.out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise FastnnError(f"{out}: cannot make the folder: {error.strerror or error}") from None
     try:
         figures.require_matplotlib()
     except figures.MissingMatplotlib as missing:
