@@ -482,7 +482,9 @@ class DaskRunner(Runner):
 
     TICK_SECONDS = 0.25
 
-    def __init__(self, data: SweepData, scheduler: str, workers: int) -> None:
+    def __init__(
+        self, data: SweepData, scheduler: str, workers: int, say: Callable[[str], None]
+    ) -> None:
         try:
             import distributed
         except ImportError:
@@ -491,7 +493,7 @@ class DaskRunner(Runner):
             ) from None
         import logging
 
-        self.data, self.scheduler, self.workers = data, scheduler, workers
+        self.data, self.scheduler, self.workers, self.say = data, scheduler, workers, say
         self.cluster = None
         try:
             if scheduler == "local":
@@ -510,11 +512,29 @@ class DaskRunner(Runner):
                 self.cluster.close()
             reason = " ".join(str(error).split())
             raise FastnnError(f"--scheduler {scheduler}: cannot connect: {reason}") from None
-        threads = sum(self.client.nthreads().values())
+        self.known = self.client.nthreads()
+        threads = sum(self.known.values())
         self.threads = max(threads, 1)
         where = "a LocalCluster" if self.cluster else f"the Dask cluster at {scheduler}"
-        self.where = f"on {where} of {len(self.client.nthreads())} workers, {threads} threads"
+        self.where = f"on {where} of {len(self.known)} workers, {threads} threads"
         self.futures: list = []
+        self.checked = time.perf_counter()
+
+    def watch_workers(self) -> None:
+        """Say when a worker leaves the cluster (its tasks go to others) or joins it."""
+        if time.perf_counter() - self.checked < 1.0:
+            return
+        self.checked = time.perf_counter()
+        workers = self.client.nthreads()
+        for address in self.known.keys() - workers.keys():
+            self.say(
+                f"Dask worker {address} left the cluster; the scheduler gives what it was "
+                "running to another worker"
+            )
+        for address in workers.keys() - self.known.keys():
+            self.say(f"Dask worker {address} joined the cluster")
+        self.known = workers
+        self.threads = max(sum(workers.values()), 1)
 
     def run(self, todo, tick):
         import distributed
@@ -536,6 +556,7 @@ class DaskRunner(Runner):
         left = len(self.futures)
         while left:
             if not pending.has_ready():
+                self.watch_workers()
                 self.running = min(left, self.threads)
                 tick()
                 time.sleep(self.TICK_SECONDS)
@@ -867,7 +888,7 @@ def make_runner(
 ) -> Runner:
     """Where to run: a Dask cluster, local worker processes, or this process (--workers 1)."""
     if args.scheduler:
-        return DaskRunner(data, args.scheduler, args.workers)
+        return DaskRunner(data, args.scheduler, args.workers, progress.say)
     if args.workers == 1 or n_todo <= 1:
         import numba
 
@@ -875,8 +896,10 @@ def make_runner(
         return SerialRunner(data)
 
     def on_lost(again: list[Configuration]) -> None:
-        names = "; ".join(describe(c.settings, progress.swept) for c in again) or "none"
-        progress.say(f"a worker process died; new workers run again what it was running: {names}")
+        progress.say(
+            f"a worker process died; new workers take over the {len(again)} configurations that "
+            "were handed out and not finished (each starts over) and the rest"
+        )
 
     return LocalRunner(data, min(args.workers, n_todo), on_lost)
 
