@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from . import cli, figures, report
+from .api import Model, load
 from .data import resolve_data
 from .errors import FastnnError
-from .model import Network, atomic_write, load_model, parameter_count
-from .training import BACKENDS, SLOW_COMPILE_SECONDS, call_if_slow, predict_outputs, to_inputs
+from .model import atomic_write, parameter_count
+from .training import BACKENDS, SLOW_COMPILE_SECONDS, call_if_slow
 
 PROG = "python -m fastnn.show"
 HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "dev_accuracy")
@@ -144,7 +145,7 @@ def read_metrics(path: Path) -> dict:
     return metrics
 
 
-def check_same_run(net: Network, metrics: dict, model_path: Path, metrics_path: Path) -> None:
+def check_same_run(net: Model, metrics: dict, model_path: Path, metrics_path: Path) -> None:
     """Refuse a metrics file that describes another network than the model file holds."""
     config = metrics.get("config", {})
     hidden = config.get("hidden")
@@ -165,7 +166,7 @@ def check_same_run(net: Network, metrics: dict, model_path: Path, metrics_path: 
 # ---- what is computed -------------------------------------------------------------------------
 
 
-def shape_text(net: Network) -> str:
+def shape_text(net: Model) -> str:
     return "-".join(str(n) for n in net.sizes)
 
 
@@ -174,7 +175,7 @@ def percent(value: object) -> str:
 
 
 def page_facts(
-    net: Network, model_path: Path, source: str, n_test: int, right: int, metrics: dict | None
+    net: Model, model_path: Path, source: str, n_test: int, right: int, metrics: dict | None
 ) -> list[tuple[str, str]]:
     facts = [
         ("model file", str(model_path)),
@@ -213,17 +214,16 @@ def rarely_inked_text(weights: np.ndarray, images: np.ndarray, share: float = 0.
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.set_threads(args.threads)
-    net = load_model(args.model)
+    net = load(args.model)
     print(f"model: {args.model} ({shape_text(net)}, {net.activation}, {net.loss}, {net.dtype})")
     if net.sizes[0] != 784 or net.sizes[-1] != 10:
         raise FastnnError(
             f"{args.model}: the network is {shape_text(net)}; the figures are of MNIST, "
             "which needs 784 inputs (28 × 28 images) and 10 outputs"
         )
-    classes = getattr(net, "classes", None)
-    if classes is not None and not np.array_equal(classes, np.arange(10)):
+    if not np.array_equal(net.classes, np.arange(10)):
         raise FastnnError(
-            f"{args.model}: its outputs stand for the labels {list(map(int, classes))}; "
+            f"{args.model}: its outputs stand for the labels {list(map(int, net.classes))}; "
             "the figures are of the MNIST digits 0 to 9"
         )
     metrics = read_metrics(args.metrics) if args.metrics else None
@@ -245,10 +245,12 @@ def main(argv: list[str] | None = None) -> int:
         raise FastnnError(f"{dataset.source}: the test set is empty")
     print(f"data: {dataset.source} ({len(labels)} test images)")
 
-    inputs = to_inputs(images, str(net.dtype))
+    # The first call compiles (or loads) the kernels: one image, so that the note can only be
+    # about compiling. With sigmoid outputs (mse) the probabilities are the sigmoids divided
+    # by their sum, as Model.predict_proba and python -m fastnn.predict give them.
     with call_if_slow(cli.say_compiling if args.backend == "numba" else None, SLOW_COMPILE_SECONDS):
-        predict_outputs(net, inputs[:1], args.backend)
-    outputs = predict_outputs(net, inputs, args.backend).astype(np.float64)
+        net.predict_proba(images[:1], args.backend)
+    outputs = net.predict_proba(images, args.backend).astype(np.float64)
     predicted = outputs.argmax(axis=1)
 
     matrix = report.confusion_matrix(labels, predicted, 10)
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\naccuracy per digit")
     print(report.format_accuracy_per_class(matrix) + "\n")
 
-    output_name = "probability" if net.loss == "cross-entropy" else "sigmoid output"
+    output_name = "probability"
     mistakes = report.most_confident_mistakes(outputs, labels, args.mistakes)
     if len(mistakes):
         named = (
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {index}: {labels[index]} -> {guess} "
                 f"({output_name} {figures.output_text(outputs[index, guess], output_name)})"
             )
-    W1 = net.parameters()[0][0]
+    W1 = net.W1
     units = report.sample_units(W1.shape[0], args.units)
     units_text = report.describe_units(units, W1.shape[0])
     print(f"first layer: drawing {units_text}")
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def draw_all(
-    out: Path, net: Network, metrics: dict | None, matrix: np.ndarray,
+    out: Path, net: Model, metrics: dict | None, matrix: np.ndarray,
     confusions: list[report.Confusion], images: np.ndarray, labels: np.ndarray,
     outputs: np.ndarray, mistakes: np.ndarray, units: np.ndarray, units_text: str,
     scale_text: str, frame_text: str, output_name: str, notes: list[str],
@@ -364,12 +366,17 @@ def draw_all(
             "mistakes",
             "The most confident mistakes",
             f"The {len(mistakes)} test images the network got wrong with the highest "
-            f"{output_name} for its answer, each beside its 10 outputs.",
+            f"{output_name} for its answer, each beside its 10 probabilities"
+            + (
+                "."
+                if net.loss == "cross-entropy"
+                else " (its sigmoid outputs divided by their sum, as predict_proba gives them)."
+            ),
         )
     else:
         notes.append("No mistakes figure: the network got every test image right.")
         print("mistakes: none to draw, every test image is right")
-    W1 = net.parameters()[0][0]
+    W1 = net.W1
     figures.plot_first_layer(W1, out / FILES["first_layer"], units=units)
     announce(
         "first_layer",
