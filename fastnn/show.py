@@ -7,6 +7,12 @@ writes into the folder figures/: learning_curves.png (needs --metrics), confusio
 mistakes.png, first_layer.png, accuracy_per_digit.png and index.html, which shows them all
 with the run's settings and scores. The confusion matrix, the most frequent confusions and the
 accuracy per digit are also printed as text, and need no matplotlib.
+
+From Python (a notebook shows the figures inline):
+
+    found = fastnn.show.analyse(model, X_test, y_test)     # numbers only
+    drawn = fastnn.show.draw(found, model, X_test, model.history_dicts())
+    drawn["confusion_matrix"]                              # a matplotlib Figure
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +33,9 @@ from .data import resolve_data
 from .errors import FastnnError
 from .model import atomic_write, parameter_count
 from .training import BACKENDS, SLOW_COMPILE_SECONDS, call_if_slow
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PROG = "python -m fastnn.show"
 HISTORY_KEYS = ("epoch", "loss", "train_accuracy", "dev_accuracy")
@@ -211,24 +222,168 @@ def rarely_inked_text(weights: np.ndarray, images: np.ndarray, share: float = 0.
     )
 
 
+@dataclass
+class Findings:
+    """What the command reports about a network on labelled images, before any drawing."""
+
+    labels: np.ndarray  # (N,) the true digits
+    outputs: np.ndarray  # (N, 10) the probabilities, float64
+    predicted: np.ndarray  # (N,)
+    matrix: np.ndarray  # (10, 10) counts, row = true digit
+    confusions: list[report.Confusion]  # the most frequent, largest first
+    mistakes: np.ndarray  # indices of the most confident mistakes, most confident first
+    units: np.ndarray  # the first-layer units drawn
+    units_text: str
+    scale_text: str
+    frame_text: str
+
+    @property
+    def right(self) -> int:
+        return int(np.trace(self.matrix))
+
+
+def analyse(
+    model: Model, images: np.ndarray, labels: np.ndarray, *, n_mistakes: int = 10,
+    max_units: int = 32, n_confusions: int = 5, backend: str = "numba",
+) -> Findings:  # fmt: skip
+    """The confusion matrix, confusions, mistakes and first-layer units of `model` on the
+    images (N, 784) and their labels, as python -m fastnn.show reports them.
+
+    With sigmoid outputs (mse) the probabilities are the sigmoids divided by their sum, as
+    Model.predict_proba and python -m fastnn.predict give them.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    outputs = model.predict_proba(images, backend).astype(np.float64)
+    predicted = outputs.argmax(axis=1)
+    matrix = report.confusion_matrix(labels, predicted, 10)
+    W1 = model.W1
+    units = report.sample_units(W1.shape[0], max_units)
+    limit, beyond = figures.first_layer_scale(W1, units)
+    return Findings(
+        labels=labels,
+        outputs=outputs,
+        predicted=predicted,
+        matrix=matrix,
+        confusions=report.top_confusions(matrix, n_confusions),
+        mistakes=report.most_confident_mistakes(outputs, labels, n_mistakes),
+        units=units,
+        units_text=report.describe_units(units, W1.shape[0]),
+        scale_text=(
+            f"one colour scale for all, centred on zero: ±{limit:.3g}, which holds 99% of the "
+            f"weights drawn; the {100 * beyond:.1f}% beyond it take the end colours"
+        ),
+        frame_text=rarely_inked_text(W1[units], images),
+    )
+
+
+def draw(
+    found: Findings, model: Model, images: np.ndarray, history: list[dict] | None = None
+) -> dict[str, Figure]:
+    """Every figure, as matplotlib Figures keyed as FILES is (a notebook shows them inline):
+    the learning curves only with a history, the mistakes only if there are any."""
+    drawn = {}
+    if history:
+        drawn["learning_curves"] = figures.learning_curves_figure(history)
+    drawn["confusion_matrix"] = figures.confusion_matrix_figure(found.matrix)
+    if len(found.mistakes):
+        chosen = found.mistakes
+        drawn["mistakes"] = figures.mistakes_figure(
+            images[chosen], found.labels[chosen], found.predicted[chosen],
+            found.outputs[chosen], indices=chosen,
+        )  # fmt: skip
+    drawn["first_layer"] = figures.first_layer_figure(model.W1, units=found.units)
+    correct, totals = report.accuracy_per_class(found.matrix)
+    drawn["accuracy_per_digit"] = figures.accuracy_per_digit_figure(correct, totals)
+    return drawn
+
+
+def captions(found: Findings, model: Model, history: list[dict] | None) -> dict[str, tuple]:
+    """(heading, caption) of each figure on the page."""
+    n_epochs = len(history) if history else 0
+    named = "; ".join(str(confusion) for confusion in found.confusions) or "none"
+    sigmoid_note = (
+        "" if model.loss == "cross-entropy"
+        else " (its sigmoid outputs divided by their sum, as predict_proba gives them)"
+    )  # fmt: skip
+    frame = found.frame_text[0].upper() + found.frame_text[1:]
+    return {
+        "learning_curves": (
+            "Learning curves",
+            f"{n_epochs} epochs. Left: the training loss, averaged over each epoch's batches. "
+            "Right: the accuracy on each batch before its update (train) and on the held-out "
+            "dev images after the epoch (dev).",
+        ),
+        "confusion_matrix": (
+            "Confusion matrix",
+            f"On the {int(found.matrix.sum()):,} test images: row = true digit, column = the "
+            f"network's answer. The most frequent confusions: {named}.",
+        ),
+        "mistakes": (
+            "The most confident mistakes",
+            f"The {len(found.mistakes)} test images the network got wrong with the highest "
+            f"probability for its answer, each beside its 10 probabilities{sigmoid_note}.",
+        ),
+        "first_layer": (
+            "What the first layer looks for",
+            "Each panel is one hidden unit's row of W1, the 784 weights it gives the pixels, "
+            "laid out as the 28 × 28 image: red where ink raises the unit's input z, blue where "
+            f"it lowers it; {found.scale_text}. Shown: {found.units_text}. {frame}.",
+        ),
+        "accuracy_per_digit": (
+            "Accuracy per digit",
+            "The share of each digit's test images the network got right; the dashed line is "
+            "the accuracy over all of them.",
+        ),
+    }
+
+
+def print_findings(found: Findings) -> None:
+    n = len(found.labels)
+    print(f"test accuracy: {100 * found.right / n:.2f}% on {n} images\n")
+    print("confusion matrix (rows: the true digit; columns: the digit the network answered)")
+    print(report.format_confusion_matrix(found.matrix) + "\n")
+    if found.confusions:
+        print("most frequent confusions:")
+    else:
+        print("no confusions: every answer is right")
+    for confusion in found.confusions:
+        print(f"  {confusion}")
+    print("\naccuracy per digit")
+    print(report.format_accuracy_per_class(found.matrix) + "\n")
+    if len(found.mistakes) == 1:
+        print("the most confident mistake (test image: true -> predicted):")
+    elif len(found.mistakes):
+        print(f"the {len(found.mistakes)} most confident mistakes (test image: true -> predicted):")
+    for index in found.mistakes.tolist():
+        guess = int(found.predicted[index])
+        probability = figures.confidence_text(found.outputs[index, guess])
+        print(f"  {index}: {found.labels[index]} -> {guess} (probability {probability})")
+    print(f"first layer: drawing {found.units_text}")
+    print(f"  {found.frame_text}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.set_threads(args.threads)
-    net = load(args.model)
-    print(f"model: {args.model} ({shape_text(net)}, {net.activation}, {net.loss}, {net.dtype})")
-    if net.sizes[0] != 784 or net.sizes[-1] != 10:
+    model = load(args.model)
+    print(
+        f"model: {args.model} ({shape_text(model)}, {model.activation}, {model.loss}, "
+        f"{model.dtype})"
+    )
+    if model.sizes[0] != 784 or model.sizes[-1] != 10:
         raise FastnnError(
-            f"{args.model}: the network is {shape_text(net)}; the figures are of MNIST, "
+            f"{args.model}: the network is {shape_text(model)}; the figures are of MNIST, "
             "which needs 784 inputs (28 × 28 images) and 10 outputs"
         )
-    if not np.array_equal(net.classes, np.arange(10)):
+    if not np.array_equal(model.classes, np.arange(10)):
         raise FastnnError(
-            f"{args.model}: its outputs stand for the labels {list(map(int, net.classes))}; "
+            f"{args.model}: its outputs stand for the labels {list(map(int, model.classes))}; "
             "the figures are of the MNIST digits 0 to 9"
         )
     metrics = read_metrics(args.metrics) if args.metrics else None
     if metrics is not None:
-        check_same_run(net, metrics, args.model, args.metrics)
+        check_same_run(model, metrics, args.model, args.metrics)
+    history = metrics["history"] if metrics else None
     out: Path = args.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -240,60 +395,23 @@ def main(argv: list[str] | None = None) -> int:
             f"{dataset.source}: has no test set; the figures need the MNIST test images "
             "(a folder of the four IDX files)"
         )
-    images, labels = dataset.test_images, dataset.test_labels.astype(np.int64)
+    images, labels = dataset.test_images, dataset.test_labels
     if len(labels) == 0:
         raise FastnnError(f"{dataset.source}: the test set is empty")
     print(f"data: {dataset.source} ({len(labels)} test images)")
 
     # The first call compiles (or loads) the kernels: one image, so that the note can only be
-    # about compiling. With sigmoid outputs (mse) the probabilities are the sigmoids divided
-    # by their sum, as Model.predict_proba and python -m fastnn.predict give them.
+    # about compiling.
     with call_if_slow(cli.say_compiling if args.backend == "numba" else None, SLOW_COMPILE_SECONDS):
-        net.predict_proba(images[:1], args.backend)
-    outputs = net.predict_proba(images, args.backend).astype(np.float64)
-    predicted = outputs.argmax(axis=1)
-
-    matrix = report.confusion_matrix(labels, predicted, 10)
-    right = int(np.trace(matrix))
-    print(f"test accuracy: {100 * right / len(labels):.2f}% on {len(labels)} images\n")
-    print("confusion matrix (rows: the true digit; columns: the digit the network answered)")
-    print(report.format_confusion_matrix(matrix) + "\n")
-    confusions = report.top_confusions(matrix, args.confusions)
-    print("most frequent confusions:" if confusions else "no confusions: every answer is right")
-    for confusion in confusions:
-        print(f"  {confusion}")
-    print("\naccuracy per digit")
-    print(report.format_accuracy_per_class(matrix) + "\n")
-
-    output_name = "probability"
-    mistakes = report.most_confident_mistakes(outputs, labels, args.mistakes)
-    if len(mistakes):
-        named = (
-            "the most confident mistake"
-            if len(mistakes) == 1
-            else (f"the {len(mistakes)} most confident mistakes")
-        )
-        print(f"{named} (test image: true -> predicted):")
-        for index in mistakes.tolist():
-            guess = int(predicted[index])
-            print(
-                f"  {index}: {labels[index]} -> {guess} "
-                f"({output_name} {figures.output_text(outputs[index, guess], output_name)})"
-            )
-    W1 = net.W1
-    units = report.sample_units(W1.shape[0], args.units)
-    units_text = report.describe_units(units, W1.shape[0])
-    print(f"first layer: drawing {units_text}")
-    limit, beyond = figures.first_layer_scale(W1, units)
-    frame_text = rarely_inked_text(W1[units], images)
-    print(f"  {frame_text}")
-    scale_text = (
-        f"one colour scale for all, centred on zero: ±{limit:.3g}, which holds 99% of the "
-        f"weights drawn; the {100 * beyond:.1f}% beyond it take the end colours"
-    )
+        model.predict_proba(images[:1], args.backend)
+    found = analyse(
+        model, images, labels, n_mistakes=args.mistakes, max_units=args.units,
+        n_confusions=args.confusions, backend=args.backend,
+    )  # fmt: skip
+    print_findings(found)
 
     notes: list[str] = []
-    drawn: list[report.Figure] = []
+    on_page: list[report.Figure] = []
     try:
         figures.require_matplotlib()
     except figures.MissingMatplotlib as missing:
@@ -301,100 +419,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nno figures: {missing}")
     else:
         print()
-        drawn = draw_all(
-            out, net, metrics, matrix, confusions, images, labels, outputs, mistakes, units,
-            units_text, scale_text, frame_text, output_name, notes,
-        )  # fmt: skip
+        headings = captions(found, model, history)
+        for key, figure in draw(found, model, images, history).items():
+            path = figures.save(figure, out / FILES[key])
+            print(f"wrote {path}", flush=True)
+            on_page.append(report.Figure(FILES[key], *headings[key]))
+        if not len(found.mistakes):
+            notes.append("No mistakes figure: the network got every test image right.")
+            print("mistakes: none to draw, every test image is right")
     if metrics is None:
         notes.append(f"Learning curves skipped: they need the run's history; {METRICS_HINT}.")
         print(f"learning curves: skipped, they need the run's history; {METRICS_HINT}")
 
     page = report.index_html(
-        title=f"fastnn: what the {shape_text(net)} network in {args.model.name} learned",
-        facts=page_facts(net, args.model, dataset.source, len(labels), right, metrics),
+        title=f"fastnn: what the {shape_text(model)} network in {args.model.name} learned",
+        facts=page_facts(model, args.model, dataset.source, len(labels), found.right, metrics),
         settings=metrics.get("config") if metrics else None,
-        matrix=matrix,
-        confusions=confusions,
-        figures=drawn,
+        matrix=found.matrix,
+        confusions=found.confusions,
+        figures=on_page,
         notes=notes,
     )
     index = out / INDEX
     write_text(index, page)
     print(f"wrote {index}: open it in a browser")
     return 0
-
-
-def draw_all(
-    out: Path, net: Model, metrics: dict | None, matrix: np.ndarray,
-    confusions: list[report.Confusion], images: np.ndarray, labels: np.ndarray,
-    outputs: np.ndarray, mistakes: np.ndarray, units: np.ndarray, units_text: str,
-    scale_text: str, frame_text: str, output_name: str, notes: list[str],
-) -> list[report.Figure]:  # fmt: skip
-    """Every figure into `out`, each announced as it is written; their entries for the page."""
-    drawn: list[report.Figure] = []
-
-    def announce(key: str, heading: str, caption: str) -> None:
-        print(f"wrote {out / FILES[key]}", flush=True)
-        drawn.append(report.Figure(FILES[key], heading, caption))
-
-    n_test = int(matrix.sum())
-    if metrics is not None:
-        history = metrics["history"]
-        figures.plot_learning_curves(history, out / FILES["learning_curves"])
-        announce(
-            "learning_curves",
-            "Learning curves",
-            f"{len(history)} epochs. Left: the training loss, averaged over each epoch's "
-            "batches. Right: the accuracy on each batch before its update (train) and on the "
-            "held-out dev images after the epoch (dev).",
-        )
-    named = "; ".join(str(confusion) for confusion in confusions) or "none"
-    figures.plot_confusion_matrix(matrix, out / FILES["confusion_matrix"])
-    announce(
-        "confusion_matrix",
-        "Confusion matrix",
-        f"On the {n_test:,} test images: row = true digit, column = the network's answer. "
-        f"The most frequent confusions: {named}.",
-    )
-    if len(mistakes):
-        predicted = outputs.argmax(axis=1)
-        figures.plot_mistakes(
-            images[mistakes], labels[mistakes], predicted[mistakes], outputs[mistakes],
-            out / FILES["mistakes"], indices=mistakes, output_name=output_name,
-        )  # fmt: skip
-        announce(
-            "mistakes",
-            "The most confident mistakes",
-            f"The {len(mistakes)} test images the network got wrong with the highest "
-            f"{output_name} for its answer, each beside its 10 probabilities"
-            + (
-                "."
-                if net.loss == "cross-entropy"
-                else " (its sigmoid outputs divided by their sum, as predict_proba gives them)."
-            ),
-        )
-    else:
-        notes.append("No mistakes figure: the network got every test image right.")
-        print("mistakes: none to draw, every test image is right")
-    W1 = net.W1
-    figures.plot_first_layer(W1, out / FILES["first_layer"], units=units)
-    announce(
-        "first_layer",
-        "What the first layer looks for",
-        f"Each panel is one hidden unit's row of W1, the 784 weights it gives the pixels, laid "
-        f"out as the 28 × 28 image: red where ink raises the unit's input z, blue where it "
-        f"lowers it; {scale_text}. Shown: {units_text}. {frame_text[0].upper()}"
-        f"{frame_text[1:]}.",
-    )
-    correct, totals = report.accuracy_per_class(matrix)
-    figures.plot_accuracy_per_digit(correct, totals, out / FILES["accuracy_per_digit"])
-    announce(
-        "accuracy_per_digit",
-        "Accuracy per digit",
-        "The share of each digit's test images the network got right; the dashed line is the "
-        "accuracy over all of them.",
-    )
-    return drawn
 
 
 def write_text(path: Path, text: str) -> None:

@@ -200,6 +200,17 @@ def test_names_the_most_confident_mistakes_and_the_units_drawn(run: dict, expect
     assert f"14 of the 40 hidden units (every 3rd): {every_third}" in run["out"]
 
 
+def test_analyse_and_draw_give_the_same_from_python(run: dict, expected: dict) -> None:
+    model = fastnn.load(run["model"])
+    found = fastnn.show.analyse(model, expected["images"], expected["labels"], n_mistakes=6)
+    assert np.array_equal(found.matrix, expected["matrix"])
+    drawn = fastnn.show.draw(found, model, expected["images"])
+    assert sorted(drawn) == sorted(set(fastnn.show.FILES) - {"learning_curves"})
+    history = json.loads(run["metrics"].read_text())["history"]
+    with_curves = fastnn.show.draw(found, model, expected["images"], history)
+    assert len(with_curves["learning_curves"].axes[0].lines[0].get_xdata()) == 3
+
+
 def test_without_metrics_the_learning_curves_are_skipped_with_the_way_to_get_them(
     run: dict, tmp_path: Path
 ) -> None:
