@@ -334,8 +334,11 @@ def test_plot_learning_curves_without_a_dev_set_and_for_one_epoch(tmp_path: Path
     no_dev = [{**row, "dev_accuracy": None} for row in HISTORY[:1]]
     figures.plot_learning_curves(no_dev, tmp_path / "one.png")
     assert_png(tmp_path / "one.png")
-    legend = figures.learning_curves_figure(no_dev).axes[1].get_legend()
-    assert "dev: none (no dev set)" in [text.get_text() for text in legend.texts]
+    # null in the --metrics JSON, NaN in TrainResult.history_dicts(): both mean no dev set.
+    for dev in (None, float("nan")):
+        rows = [{**row, "dev_accuracy": dev} for row in HISTORY]
+        legend = figures.learning_curves_figure(rows).axes[1].get_legend()
+        assert "dev: none (no dev set)" in [text.get_text() for text in legend.texts]
     with pytest.raises(fastnn.FastnnError, match="empty"):
         figures.learning_curves_figure([])
 
