@@ -7,25 +7,18 @@ the same samples in the same order and can be compared number for number.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 
-import numba
 import numpy as np
 
 from . import oracle
 from .errors import FastnnError
-from .kernels import fused, network
+from .kernels import network, tile_plumbing
 from .model import ACTIVATIONS, DTYPES, LOSSES, Network, init_network, parameter_count
 
 OPTIMIZERS = {"sgd": network.SGD, "momentum": network.MOMENTUM, "adam": network.ADAM}
@@ -89,17 +82,16 @@ def numba_train_epoch(
     theta: np.ndarray, state1: np.ndarray, state2: np.ndarray, X: np.ndarray,
     labels: np.ndarray, order: np.ndarray, sizes: np.ndarray, *settings: float,
 ) -> tuple[float, int, int]:  # fmt: skip
-    """One hidden layer: the fused, threaded kernel; any other depth: the per-equation path."""
-    epoch = fused.train_epoch if len(sizes) == 3 else network.train_epoch
-    return epoch(theta, state1, state2, X, labels, order, sizes, *settings)
+    """network.train_epoch on the tiled, threaded kernels (kernels/tile_*.py), any depth; X as
+    uint8 pixels or floats."""
+    return tile_plumbing.train_epoch(theta, state1, state2, X, labels, order, sizes, *settings)
 
 
 def numba_predict(
     outputs: np.ndarray, theta: np.ndarray, X: np.ndarray, sizes: np.ndarray, *settings: int
 ) -> None:
-    """One hidden layer: the fused forward; any other depth: the per-equation path."""
-    forward = fused.predict if len(sizes) == 3 else network.predict
-    return forward(outputs, theta, X, sizes, *settings)
+    """network.predict on the tiled kernels, any depth."""
+    return tile_plumbing.predict(outputs, theta, X, sizes, *settings)
 
 
 def backend_functions(name: str) -> SimpleNamespace:
@@ -199,7 +191,10 @@ def train(
     images, labels, dev_images, dev_labels = split_dev(
         train_images, train_labels, config.dev_size, rng
     )
-    X, dev_X = to_inputs(images, config.dtype), to_inputs(dev_images, config.dtype)
+    # uint8 pixels stay bytes for the numba kernels, which scale them as they read them
+    keep_bytes = config.backend == "numba" and images.dtype == np.uint8
+    X = np.ascontiguousarray(images) if keep_bytes else to_inputs(images, config.dtype)
+    dev_X = to_inputs(dev_images, config.dtype)
     labels, dev_labels = labels.astype(np.int64), dev_labels.astype(np.int64)
     backend = backend_functions(config.backend)
     n_samples = len(labels)
@@ -267,8 +262,8 @@ def train(
     return result
 
 
-# Loading the kernels from the disk cache takes 0.3-0.5 s; compiling them, 7.8-12.0 s on the
-# 2-core machine this was built on, depending on the hour (README: Train).
+# Loading the kernels from the disk cache takes about 0.3 s; compiling them, several seconds on a
+# machine's first run (bench/README.md gives the figures).
 SLOW_COMPILE_SECONDS = 1.0
 
 
@@ -293,31 +288,16 @@ def compile_kernels(net: Network, codes: tuple, hyper: tuple, batch_size: int) -
     """Compile (or load from the disk cache) what training will call; returns the seconds taken.
 
     Runs one tiny epoch and one tiny prediction on arrays of the types training passes, so the
-    timed epochs never include compilation. For one hidden layer, on a machine's first run (the
-    cache folder holds no mark for these kernels) with two CPUs or more, a helper process
-    compiles the tile's forward and backward pass (fused.compile_chunk_gradient) into the disk
-    cache while this one compiles the rest, the loop over the steps, the update and predict; the
-    tiny run then loads the helper's half from the cache. predict comes last: it calls the
-    tile's forward kernels, which the helper has usually put in the cache by then (if not, this
-    process compiles them too: time, not results). Deeper networks (network.py) compile in this
-    process: a helper that compiled predict there made no difference beyond noise (README,
-    Tests and coverage).
+    timed epochs never include compilation. Every depth, activation, loss and optimizer runs the
+    same compiled kernels (kernels/tile_plumbing.py), so only a machine's first run of a float
+    type compiles; later runs load them.
     """
     started = time.perf_counter()
-    plan = (net.sizes, net.dtype.name, codes, hyper, batch_size)
-    epoch_arguments, predict_arguments = tiny_run(*plan)
-    fused_kernels = len(net.sizes) == 3
-    mark = compiled_mark(*plan)
-    if fused_kernels and wants_helper(mark):
-        with helper_process(plan):
-            fused.compile_epoch_loop(*epoch_arguments)
-            numba_predict(*predict_arguments)
+    epoch_arguments, predict_arguments = tiny_run(
+        net.sizes, net.dtype.name, codes, hyper, batch_size
+    )
     numba_train_epoch(*epoch_arguments)
     numba_predict(*predict_arguments)
-    if fused_kernels:
-        with suppress(OSError):  # an unwritable cache: the next run starts a helper again
-            mark.parent.mkdir(parents=True, exist_ok=True)
-            mark.touch()
     return time.perf_counter() - started
 
 
@@ -325,72 +305,17 @@ def tiny_run(
     sizes: Sequence[int], dtype: str, codes: Sequence[int], hyper: Sequence[float], batch_size: int
 ) -> tuple[tuple, tuple]:
     """Arguments for a two-sample epoch and prediction, of the Numba types training passes:
-    C arrays of the network's float type for θ, its states and X; int64 labels and order."""
+    C arrays of the network's float type for θ and its states, uint8 images for the epoch and
+    floats for the prediction, int64 labels and order."""
     theta = np.zeros(parameter_count(tuple(sizes)), dtype)
-    X = np.zeros((2, sizes[0]), dtype)
-    labels = np.zeros(2, np.int64)
     epoch_arguments = (
-        theta, np.zeros_like(theta), np.zeros_like(theta), X, labels, np.arange(2),
-        np.array(sizes, np.int64), *(int(code) for code in codes),
-        *(float(value) for value in hyper), 0, min(int(batch_size), 2),
+        theta, np.zeros_like(theta), np.zeros_like(theta), np.zeros((2, sizes[0]), np.uint8),
+        np.zeros(2, np.int64), np.arange(2), np.array(sizes, np.int64),
+        *(int(code) for code in codes), *(float(value) for value in hyper), 0,
+        min(int(batch_size), 2),
     )  # fmt: skip
     predict_arguments = (
-        np.empty((2, sizes[-1]), dtype), theta, X, np.array(sizes, np.int64),
-        int(codes[0]), int(codes[1]), PREDICT_CHUNK,
+        np.empty((2, sizes[-1]), dtype), theta, np.zeros((2, sizes[0]), dtype),
+        np.array(sizes, np.int64), int(codes[0]), int(codes[1]), PREDICT_CHUNK,
     )  # fmt: skip
     return epoch_arguments, predict_arguments
-
-
-def compile_helper_half(plan: str) -> None:
-    """What the helper process runs: chunk_gradient for `plan`, given as JSON."""
-    epoch_arguments, _ = tiny_run(*json.loads(plan))
-    fused.compile_chunk_gradient(*epoch_arguments)
-
-
-def compiled_mark(sizes: Sequence[int], dtype: str, codes: Sequence[int], *_: object) -> Path:
-    """The file in Numba's cache folder that says the fused kernels for this float type,
-    activation, loss and optimizer were compiled into it (any width of the hidden layer)."""
-    key = repr((dtype, tuple(int(code) for code in codes)))
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return Path(numba.config.CACHE_DIR) / "compiled" / digest
-
-
-def wants_helper(mark: Path) -> bool:
-    """A helper pays off only when compiling, on a cold cache, with a second CPU."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return not numba.config.DISABLE_JIT and (cpus or 1) > 1 and not mark.exists()
-
-
-HELPER_TIMEOUT_SECONDS = 300
-HELPER_CODE = "import sys; from fastnn.training import compile_helper_half as h; h(sys.argv[1])"
-
-
-@contextmanager
-def helper_process(plan: tuple) -> Iterator[None]:
-    """Run compile_helper_half(plan) in a new Python process while the body runs; wait for it.
-
-    The helper runs in a session of its own, so Ctrl-C reaches only this process, which then
-    stops the helper; it prints nothing. Whatever happens to it (an error, a kill, more than
-    HELPER_TIMEOUT_SECONDS), only time is lost: what it did not put in the disk cache, this
-    process compiles. A new interpreter, not a fork: forking a process that runs threads
-    (Numba's, the compile notice's timer) can deadlock the child, and multiprocessing's "spawn"
-    would run the user's script again in the child if it lacks `if __name__ == "__main__"`.
-    """
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, sys.path))}
-    helper = subprocess.Popen(
-        [sys.executable, "-c", HELPER_CODE, json.dumps(plan)],
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        yield
-        helper.wait(HELPER_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        if helper.poll() is None:
-            helper.kill()
-            helper.wait()

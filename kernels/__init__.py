@@ -18,5 +18,17 @@ Where each equation lives (numbers as in the README):
     (14) momentum                          optimizers.momentum_update
     (15) Adam                              optimizers.adam_update
 
-network.py strings them together into a whole network and an epoch.
+network.py strings them together into a whole network and an epoch: the reference path, one
+call per equation, that a reader starts from.
+
+What training runs is the tiled path, the same equations for any number of layers, a tile of
+samples at a time and split between threads; each of its kernels names the kernel above that it
+equals. Three files, by what they hold:
+
+    tile_math.py      the arithmetic of one tile: forward, loss, backward (register tiles)
+    tile_threads.py   the epoch: a batch cut into chunks, one thread each; the update
+    tile_plumbing.py  what training calls (train_epoch, predict) and how Numba gets the kernels
+
+Legend everywhere: m samples, n_in and n_out a layer's inputs and units, k classes (and nothing
+else), L layers; a gradient is d + what it is the gradient of (dW1, dZ, dθ).
 """

@@ -1,5 +1,7 @@
-"""kernels/fused.py, the path training runs for one hidden layer, against the per-equation path
-and the NumPy oracle; and its promise that the thread count changes no bit of the result."""
+"""The tiled path training runs (kernels/tile_math.py, tile_threads.py, tile_plumbing.py), for
+one, two and three hidden layers: each tile kernel against the per-equation kernel it says it
+equals, the whole epoch against the per-equation path and the NumPy oracle, uint8 pixels against
+the floats they stand for, and the promise that the thread count changes no bit of the result."""
 
 from __future__ import annotations
 
@@ -11,7 +13,15 @@ import pytest
 from compare import assert_close
 
 from fastnn import oracle
-from fastnn.kernels import fused, network
+from fastnn.kernels import (
+    activations,
+    dense,
+    network,
+    output,
+    tile_math,
+    tile_plumbing,
+    tile_threads,
+)
 from fastnn.kernels.network import (
     ADAM,
     CROSS_ENTROPY,
@@ -27,7 +37,10 @@ from fastnn.model import init_network
 HIDDEN = {"relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
 LOSSES = {"cross-entropy": CROSS_ENTROPY, "mse": SQUARED_ERROR}
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM}
-N_IN, N_SAMPLES = 29, 203  # odd sizes: every 4-sample and 4-unit loop has a remainder
+N_IN, N_SAMPLES = 29, 203  # odd sizes: every 4-sample and 5-unit loop has a remainder
+# Hidden layers: fewer units than one 5-unit tile; a 10-unit block and two units more; two and
+# three hidden layers whose widths leave remainders everywhere.
+DEPTHS = {"3": (3,), "12": (12,), "13-7": (13, 7), "12-9-11": (12, 9, 11)}
 
 
 def epoch(implementation, net, X, labels, order, optimizer, batch_size, weight_decay, step=0):
@@ -41,71 +54,164 @@ def epoch(implementation, net, X, labels, order, optimizer, batch_size, weight_d
     return returned, (theta, state1, state2)
 
 
-def problem(hidden_units, activation, loss, dtype, seed=0):
+def problem(hidden, activation, loss, dtype, seed=0, n_samples=N_SAMPLES):
     rng = np.random.default_rng(seed)
-    net = init_network((N_IN, hidden_units, 10), activation, loss, None, np.dtype(dtype).name, rng)
+    sizes = (N_IN, *hidden, 10)
+    net = init_network(sizes, activation, loss, None, np.dtype(dtype).name, rng)
     # Pixels are ≥ 0 and often exactly 0, as in MNIST.
-    X = np.maximum(rng.uniform(-0.5, 1, (N_SAMPLES, N_IN)), 0).astype(dtype)
-    labels = rng.integers(0, 10, N_SAMPLES)
-    return net, X, labels, rng.permutation(N_SAMPLES)
+    X = np.maximum(rng.uniform(-0.5, 1, (n_samples, N_IN)), 0).astype(dtype)
+    labels = rng.integers(0, 10, n_samples)
+    return net, X, labels, rng.permutation(n_samples)
 
 
-CASES = list(
-    itertools.product(
-        [3, 12],  # hidden units: fewer than one 5-unit block; two blocks and two units more
-        HIDDEN,
-        LOSSES,
-        OPTIMIZERS,
-    )
-)
+def assert_same_epoch(got, expected, rtol, atol):
+    (total, correct, steps), state = got
+    (expected_total, expected_correct, expected_steps), expected_state = expected
+    assert (correct, steps) == (expected_correct, expected_steps)
+    assert_close(np.float64(total), np.float64(expected_total), rtol=rtol, what="Σ m·J")
+    for what, value, want in zip(("θ", "state1", "state2"), state, expected_state, strict=True):
+        assert_close(value, want, rtol=rtol, atol=atol, what=what)
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, N_SAMPLES])
-@pytest.mark.parametrize(("hidden_units", "activation", "loss", "optimizer"), CASES)
-def test_fused_epoch_matches_the_per_equation_path(
-    hidden_units, activation, loss, optimizer, batch_size
-):
-    net, X, labels, order = problem(hidden_units, activation, loss, np.float64)
+# ---- each tile kernel against the per-equation kernel it equals ------------------------------
+
+TILE_SHAPES = [(3, 5, 1), (7, 29, 9), (12, 13, 4), (23, 6, 11)]  # (n_out, n_in, count)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("n_out", "n_in", "count"), TILE_SHAPES)
+def test_dense_tile_kernels_equal_the_per_equation_kernels(n_out, n_in, count, dtype):
+    rng = np.random.default_rng(n_out * n_in)
+    W, b = rng.normal(size=(n_out, n_in)).astype(dtype), rng.normal(size=n_out).astype(dtype)
+    A, dZ = rng.normal(size=(count, n_in)).astype(dtype), rng.normal(size=(count, n_out))
+    dZ = dZ.astype(dtype)
+    rtol, atol = (1e-12, 1e-13) if dtype == np.float64 else (1e-5, 1e-5)
+
+    Z, expected = np.full((count, n_out), np.nan, dtype), np.full((n_out, count), np.nan, dtype)
+    tile_math.dense_tile_forward(Z, W, b, A)
+    dense.dense_forward(expected, W, A.T.copy(), b)
+    assert_close(Z, expected.T, rtol=rtol, atol=atol, what="(1) Z")
+
+    dW, db = np.ones_like(W), np.ones_like(b)  # the tile kernel adds to what is there
+    dW_ref, db_ref = np.empty_like(W), np.empty_like(b)
+    tile_math.dense_tile_backward(dW, db, dZ, A)
+    dense.dense_backward(dW_ref, db_ref, dZ.T.copy(), A.T.copy())
+    assert_close(dW, 1 + count * dW_ref, rtol=rtol, atol=atol, what="(8) dW")
+    assert_close(db, 1 + count * db_ref, rtol=rtol, atol=atol, what="(9) db")
+
+    dA, dA_ref = np.full((count, n_in), np.nan, dtype), np.empty((n_in, count), dtype)
+    tile_math.dense_tile_backward_input(dA, dZ, W)
+    dense.dense_backward_input(dA_ref, dZ.T.copy(), W)
+    assert_close(dA, dA_ref.T, rtol=rtol, atol=atol, what="(10) dA")
+
+
+@pytest.mark.parametrize("count", [1, 6])
+def test_output_tiles_equal_the_per_equation_kernels(count):
+    rng = np.random.default_rng(count)
+    k = 7
+    Z = rng.normal(0, 3, (count, k))
+    Z[0, :2] = (1000, -1000)  # logits near ±1000: no overflow
+    labels, order = rng.integers(0, k, count), np.arange(count)
+    Y = np.eye(k)[labels].T.copy()
+
+    dZ, A = np.empty_like(Z), np.empty((k, count))
+    loss_sum = tile_math.softmax_cross_entropy_tile(dZ, Z, labels, order, 0)
+    output.softmax_forward(A, Z.T.copy())
+    expected_dZ = np.empty_like(A)
+    output.output_error(expected_dZ, A, Y)
+    assert_close(dZ, expected_dZ.T, rtol=1e-12, atol=1e-15, what="(6) dZ")
+    expected_loss = count * output.cross_entropy_loss(Z.T.copy(), Y)
+    assert_close(loss_sum, expected_loss, rtol=1e-12, what="(4)")
+    probabilities = np.empty_like(Z)
+    tile_math.output_tile(probabilities, Z, CROSS_ENTROPY)
+    assert_close(probabilities, A.T, rtol=1e-12, atol=1e-300, what="(3) softmax")
+
+    loss_sum = tile_math.sigmoid_squared_error_tile(dZ, Z, labels, order, 0)
+    activations.sigmoid_forward(A, Z.T.copy())
+    dA = np.empty_like(A)
+    output.output_error(dA, A, Y)
+    activations.sigmoid_backward(expected_dZ, dA, A)
+    assert_close(dZ, expected_dZ.T, rtol=1e-12, atol=1e-15, what="(7) dZ")
+    assert_close(loss_sum, count * output.mse_loss(A, Y), rtol=1e-12, what="(5)")
+    tile_math.output_tile(probabilities, Z, SQUARED_ERROR)
+    assert_close(probabilities, A.T, rtol=1e-12, what="(3) sigmoid")
+
+    expected_correct = network.count_correct(A, labels, order, 0)
+    assert tile_math.count_correct_tile(Z, labels, order, 0) == expected_correct
+
+
+def test_gather_scales_pixels_as_training_did():
+    rng = np.random.default_rng(3)
+    X = rng.integers(0, 256, (9, N_IN), dtype=np.uint8)
+    X[0] = (0, 255, *X[0, 2:])  # both ends of the range
+    order = rng.permutation(9)
+    for dtype in (np.float32, np.float64):
+        A0 = np.empty((4, N_IN), dtype)
+        tile_math.gather_tile(A0, X, order, 3, tile_plumbing.input_scale(X))
+        expected = X[order[3:7]].astype(dtype) / dtype(255)
+        # × (1/255) instead of / 255: at most one rounding apart
+        assert_close(A0, expected, rtol=np.finfo(dtype).eps, what="A0 from uint8")
+    floats = X.astype(np.float64) / 255
+    A0 = np.empty((4, N_IN))
+    tile_math.gather_tile(A0, floats, order, 3, tile_plumbing.input_scale(floats))
+    assert np.array_equal(A0, floats[order[3:7]])  # floats as given, bit for bit
+
+
+# ---- the whole epoch ---------------------------------------------------------------------------
+
+CASES = [
+    *itertools.product(DEPTHS, HIDDEN, LOSSES, OPTIMIZERS, [7]),
+    *itertools.product(DEPTHS, ["relu"], ["cross-entropy"], OPTIMIZERS, [1, 100, N_SAMPLES]),
+]
+
+
+@pytest.mark.parametrize(("depth", "activation", "loss", "optimizer", "batch_size"), CASES)
+def test_tiled_epoch_matches_the_per_equation_path(depth, activation, loss, optimizer, batch_size):
+    net, X, labels, order = problem(DEPTHS[depth], activation, loss, np.float64)
     weight_decay = 0.01 if optimizer == "momentum" else 0.0
     args = (net, X, labels, order, optimizer, batch_size, weight_decay, 3)
-    (total, correct, steps), state = epoch(fused, *args)
-    (expected_total, expected_correct, expected_steps), expected = epoch(network, *args)
-    assert (correct, steps) == (expected_correct, expected_steps)
-    assert_close(np.float64(total), np.float64(expected_total), rtol=1e-10, what="Σ m·J")
-    for what, got, want in zip(("θ", "state1", "state2"), state, expected, strict=True):
-        assert_close(got, want, rtol=1e-9, atol=1e-12, what=what)
+    got, expected = epoch(tile_plumbing, *args), epoch(network, *args)
+    assert_same_epoch(got, expected, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [100, N_SAMPLES])
-def test_fused_epoch_matches_the_oracle(dtype, batch_size):
-    net, X, labels, order = problem(10, "relu", "cross-entropy", dtype)
-    (total, correct, _), (theta, _, _) = epoch(fused, net, X, labels, order, "sgd", batch_size, 0)
-    (expected_total, expected_correct, _), (expected, _, _) = epoch(
-        oracle, net, X, labels, order, "sgd", batch_size, 0
-    )
-    assert correct == expected_correct
-    rtol, atol = (1e-10, 1e-13) if dtype == np.float64 else (1e-5, 1e-6)
-    assert_close(np.float64(total), np.float64(expected_total), rtol=rtol, what="Σ m·J")
-    assert_close(theta, expected, rtol=rtol, atol=atol, what="θ")
+@pytest.mark.parametrize("depth", DEPTHS)
+def test_tiled_epoch_matches_the_oracle(depth, dtype, batch_size):
+    net, X, labels, order = problem(DEPTHS[depth], "relu", "cross-entropy", dtype)
+    got = epoch(tile_plumbing, net, X, labels, order, "adam", batch_size, 0.001)
+    expected = epoch(oracle, net, X, labels, order, "adam", batch_size, 0.001)
+    # float32: Adam divides by √v, which magnifies rounding in the smallest gradients
+    rtol, atol = (1e-9, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
+    assert_same_epoch(got, expected, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("depth", ["12", "13-7"])
+def test_uint8_pixels_train_as_the_floats_they_stand_for(depth, dtype):
+    net, _, labels, order = problem(DEPTHS[depth], "relu", "cross-entropy", dtype)
+    pixels = np.random.default_rng(5).integers(0, 256, (N_SAMPLES, N_IN), dtype=np.uint8)
+    floats = pixels.astype(dtype) / dtype(255)  # what training.to_inputs makes of them
+    got = epoch(tile_plumbing, net, pixels, labels, order, "sgd", 7, 0.0)
+    expected = epoch(network, net, floats, labels, order, "sgd", 7, 0.0)
+    rtol, atol = (1e-9, 1e-12) if dtype == np.float64 else (1e-5, 1e-6)
+    assert_same_epoch(got, expected, rtol=rtol, atol=atol)
 
 
 @pytest.mark.skipif(numba.config.DISABLE_JIT, reason="without the JIT there are no threads")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [100, 1000])
-def test_fused_epoch_is_bit_identical_for_any_thread_count(dtype, batch_size):
+@pytest.mark.parametrize("hidden", [(33,), (33, 17), (33, 17, 12)])
+def test_tiled_epoch_is_bit_identical_for_any_thread_count(hidden, dtype, batch_size):
     """Chunks are fixed by the batch size, never by the threads, and summed in chunk order."""
-    rng = np.random.default_rng(1)
-    net = init_network((N_IN, 33, 10), "relu", "cross-entropy", None, "float64", rng)
-    net.theta = net.theta.astype(dtype)
-    X = rng.uniform(0, 1, (2000, N_IN)).astype(dtype)
-    labels, order = rng.integers(0, 10, 2000), rng.permutation(2000)
+    net, _, labels, order = problem(hidden, "relu", "cross-entropy", dtype, 1, n_samples=2000)
+    X = np.random.default_rng(2).integers(0, 256, (2000, N_IN), dtype=np.uint8)
     results = []
     before = numba.get_num_threads()
     try:
         for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
             numba.set_num_threads(threads)
-            results.append(epoch(fused, net, X, labels, order, "adam", batch_size, 0.001))
+            results.append(epoch(tile_plumbing, net, X, labels, order, "adam", batch_size, 0.001))
     finally:
         numba.set_num_threads(before)
     (first, first_state), *others = results
@@ -117,9 +223,9 @@ def test_fused_epoch_is_bit_identical_for_any_thread_count(dtype, batch_size):
 
 @pytest.mark.parametrize("m", [1, 3, 4, 47, 48, 100, 383, 60000])
 def test_chunks_cover_the_batch_once_at_multiples_of_four(m):
-    chunks = fused.chunk_count(m)
-    assert 1 <= chunks <= fused.MAX_CHUNKS
-    bounds = [fused.chunk_bounds(m, chunks, c) for c in range(chunks)]
+    chunks = tile_threads.chunk_count(m)
+    assert 1 <= chunks <= tile_threads.MAX_CHUNKS
+    bounds = [tile_threads.chunk_bounds(m, chunks, c) for c in range(chunks)]
     assert bounds[0][0] == 0 and bounds[-1][1] == m
     for (first, last), (next_first, _) in itertools.pairwise(bounds):
         assert last == next_first and first % 4 == 0
@@ -128,12 +234,13 @@ def test_chunks_cover_the_batch_once_at_multiples_of_four(m):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", list(HIDDEN))
 @pytest.mark.parametrize("loss", list(LOSSES))
-def test_fused_predict_matches_the_oracle(dtype, activation, loss):
-    net, X, _, _ = problem(9, activation, loss, dtype)
+@pytest.mark.parametrize("depth", ["12", "13-7", "12-9-11"])
+def test_tiled_predict_matches_the_oracle(depth, dtype, activation, loss):
+    net, X, _, _ = problem(DEPTHS[depth], activation, loss, dtype)
     outputs = np.full((N_SAMPLES, 10), np.nan, dtype)
     expected = np.full((N_SAMPLES, 10), np.nan, dtype)
     arguments = (net.theta, X, net.layer_sizes, HIDDEN[activation], LOSSES[loss], 1000)
-    fused.predict(outputs, *arguments)
+    tile_plumbing.predict(outputs, *arguments)
     oracle.predict(expected, *arguments)
     rtol, atol = (1e-10, 1e-15) if dtype == np.float64 else (1e-5, 1e-7)
-    assert_close(outputs, expected, rtol=rtol, atol=atol, what="A2")
+    assert_close(outputs, expected, rtol=rtol, atol=atol, what="A[L]")

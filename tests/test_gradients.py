@@ -1,9 +1,10 @@
 """The whole network's gradient against central finite differences of its own loss, float64.
 
-For every hidden activation × loss × depth (7-5-3 and 7-5-4-3, m = 4), with and without L2:
-the analytic dθ of backward() against (J(θ + ε·e_i) − J(θ − ε·e_i)) / 2ε of batch_loss(), once
-for the Numba kernels and once for the NumPy oracle, each against its own loss. Then the fused
-softmax + cross-entropy gradient dZ = A − Y against the unfused chain it replaces.
+For every hidden activation × loss × depth (7-5-3, 7-5-4-3 and 7-5-4-4-3, m = 4), with and
+without L2: the analytic dθ against (J(θ + ε·e_i) − J(θ − ε·e_i)) / 2ε of the loss, three times,
+each against its own loss: the per-equation kernels (backward() and batch_loss()), the tiled
+path training runs (one step of its epoch), and the NumPy oracle. Then the fused softmax +
+cross-entropy gradient dZ = A − Y against the unfused chain it replaces.
 
 Central differences with ε = 1e-6 are exact to about ε²·|J‴| ≈ 1e-12 plus rounding
 1e-16·J/ε ≈ 1e-10, so the check is: |analytic − FD| ≤ 1e-6·|FD| + 1e-8.
@@ -19,8 +20,8 @@ import pytest
 from compare import assert_close
 
 from fastnn import oracle
-from fastnn.kernels import activations, network, output
-from fastnn.kernels.network import CROSS_ENTROPY, RELU, SIGMOID, SQUARED_ERROR, TANH
+from fastnn.kernels import activations, network, output, tile_plumbing
+from fastnn.kernels.network import CROSS_ENTROPY, RELU, SGD, SIGMOID, SQUARED_ERROR, TANH
 
 EPSILON = 1e-6
 FD_RTOL, FD_ATOL = 1e-6, 1e-8
@@ -28,7 +29,7 @@ M = 4
 
 HIDDEN = {"relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
 LOSSES = {"cross-entropy": CROSS_ENTROPY, "mse": SQUARED_ERROR}
-SIZES = {"one-hidden": (7, 5, 3), "two-hidden": (7, 5, 4, 3)}
+SIZES = {"one-hidden": (7, 5, 3), "two-hidden": (7, 5, 4, 3), "three-hidden": (7, 5, 4, 4, 3)}
 
 
 class NumbaNetwork:
@@ -65,6 +66,28 @@ class NumbaNetwork:
         return self.Zs[: sum(self.sizes[1:-1]) * self.capacity]
 
 
+class TiledNetwork(NumbaNetwork):
+    """The tiled path's loss and dθ, read from one step of tile_plumbing.train_epoch on the M
+    samples: it returns m·J measured before the step, and plain gradient descent with α = 1
+    leaves θ − dθ."""
+
+    def step(self, theta, A0, Y, learning_rate):
+        stepped = theta.copy()
+        X, labels = A0.T.copy(), Y.argmax(axis=0)
+        total, _, _ = tile_plumbing.train_epoch(
+            stepped, np.zeros_like(theta), np.zeros_like(theta), X, labels, np.arange(M),
+            self.sizes, self.hidden, self.loss, SGD, learning_rate, self.weight_decay,
+            0.9, 0.999, 1e-8, 0, M,
+        )  # fmt: skip
+        return total / M, theta - stepped
+
+    def loss_value(self, theta, A0, Y):
+        return self.step(theta, A0, Y, 0.0)[0]
+
+    def gradient(self, theta, A0, Y):
+        return self.step(theta, A0, Y, 1.0)[1]
+
+
 class OracleNetwork:
     """The same three calls, on fastnn/oracle.py."""
 
@@ -86,7 +109,7 @@ class OracleNetwork:
         return np.concatenate([Z.ravel() for Z in Zs[:-1]])
 
 
-IMPLEMENTATIONS = {"numba": NumbaNetwork, "numpy": OracleNetwork}
+IMPLEMENTATIONS = {"numba": NumbaNetwork, "tiled": TiledNetwork, "numpy": OracleNetwork}
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,377 @@
+"""The tile arithmetic: forward and backward for a tile of samples, any number of layers.
+
+What training runs is these kernels, called by tile_threads.py (which splits a batch between
+threads) through tile_plumbing.py (which hands them to Numba). Each one computes what a
+per-equation kernel of dense.py, activations.py or output.py computes, and says which; the
+tests check them against those and against the NumPy oracle.
+
+Legend, as in the per-equation kernels: L layers; sizes[0] = n_in inputs, sizes[l] units of
+layer l, sizes[L] = k classes; n_out, n_in the units and inputs of one layer; m samples in a
+batch; `count` samples in a tile (at most TILE); s a sample, j a unit, i an input, c a class.
+Gradients are d + what they are the gradient of (dW, db, dZ, dA).
+
+Layout: inside a tile every array holds one sample per row, (count, units): A[s, j] here is
+A[j, s] in the math and in the per-equation kernels, which hold samples as columns. A row is
+then one sample's whole layer, so every long loop, over the inputs i, runs along a row of
+contiguous numbers, and one kernel serves every layer:
+
+    forward, l = 1..L:  (1) Z[l] = W[l]·A[l−1] + b[l]     dense_tile_forward
+                        (2) A[l] = g(Z[l]), l < L          network.hidden_forward, in place
+    output:             (3) softmax, (4), (6)             softmax_cross_entropy_tile
+                        or sigmoid, (5), (7)              sigmoid_squared_error_tile
+    backward, l = L..1: (8) (9) dW[l], db[l]               dense_tile_backward
+                        (10) dA[l−1] = W[l]ᵀ·dZ[l], l > 1   dense_tile_backward_input
+                        (11) dZ[l−1] = dA[l−1] ⊙ g'        network.hidden_backward, in place
+
+Register tiles: the two long kernels compute five units × four samples at once. The 20 running
+sums share their loads, so each weight read serves four samples and each input five units
+(../shared/PERF_NOTES.md, lesson 2); 20 sums and 9 loaded vectors fit in the 32 vector
+registers. Units go in blocks of UNIT_BLOCK, and a block's weights (10 × 784 numbers, 31 KB in
+float32) stay in the core's cache while every sample of the tile passes them.
+
+Images: A0, the tile's inputs, is gathered from the rows order[first:first + count] of X and
+scaled as it is read (gather_tile), so X can stay uint8 pixels (scale 1/255) or be floats
+(scale 1).
+"""
+
+import math
+
+from .activations import sigmoid
+from .jit import kernel
+from .network import CROSS_ENTROPY, bias_view, hidden_backward, hidden_forward, weights_view
+
+TILE = 64  # samples a tile holds: 64 × 784 inputs, 200 KB in float32, stay in the core's cache
+UNIT_BLOCK = 10  # units whose weights stay in cache while the tile's samples pass them
+
+
+@kernel
+def gather_tile(A0, X, order, first, scale):
+    """A0[s, :] = scale · X[order[first + s], :]: the tile's inputs, in A0's float type.
+
+    The same numbers as network.gather_batch's A0 (transposed) after training.to_inputs,
+    up to one rounding: uint8 pixels × (1/255) here, pixels / 255 there.
+    """
+    # X (N, n_in) uint8 or float, order (N,) -> A0 (count, n_in)
+    count, n_in = A0.shape
+    factor = A0.dtype.type(scale)
+    for s in range(count):
+        row = X[order[first + s]]
+        inputs = A0[s]
+        for i in range(n_in):
+            inputs[i] = factor * A0.dtype.type(row[i])
+
+
+@kernel
+def dense_tile_forward(Z, W, b, A):
+    """Equals dense_forward(Zᵀ, W, Aᵀ, b), five units by four samples at a time:
+    (1) Z[s, j] = b[j] + Σ_i W[j, i]·A[s, i]."""
+    # W (n_out, n_in), b (n_out,), A (count, n_in) -> Z (count, n_out)
+    n_out, n_in = W.shape
+    count = A.shape[0]
+    zero = W.dtype.type(0)
+    for block_first in range(0, n_out, UNIT_BLOCK):
+        block_last = min(n_out, block_first + UNIT_BLOCK)
+        s = 0
+        while s + 4 <= count:
+            a0, a1, a2, a3 = A[s], A[s + 1], A[s + 2], A[s + 3]
+            j = block_first
+            while j + 5 <= block_last:
+                w0, w1, w2, w3, w4 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4]
+                z00 = z01 = z02 = z03 = z10 = z11 = z12 = z13 = zero  # z<unit><sample>
+                z20 = z21 = z22 = z23 = z30 = z31 = z32 = z33 = zero
+                z40 = z41 = z42 = z43 = zero
+                for i in range(n_in):
+                    p0, p1, p2, p3 = a0[i], a1[i], a2[i], a3[i]
+                    z00 += w0[i] * p0
+                    z01 += w0[i] * p1
+                    z02 += w0[i] * p2
+                    z03 += w0[i] * p3
+                    z10 += w1[i] * p0
+                    z11 += w1[i] * p1
+                    z12 += w1[i] * p2
+                    z13 += w1[i] * p3
+                    z20 += w2[i] * p0
+                    z21 += w2[i] * p1
+                    z22 += w2[i] * p2
+                    z23 += w2[i] * p3
+                    z30 += w3[i] * p0
+                    z31 += w3[i] * p1
+                    z32 += w3[i] * p2
+                    z33 += w3[i] * p3
+                    z40 += w4[i] * p0
+                    z41 += w4[i] * p1
+                    z42 += w4[i] * p2
+                    z43 += w4[i] * p3
+                for u, z0, z1, z2, z3 in (
+                    (0, z00, z01, z02, z03), (1, z10, z11, z12, z13), (2, z20, z21, z22, z23),
+                    (3, z30, z31, z32, z33), (4, z40, z41, z42, z43),
+                ):  # fmt: skip
+                    bias = b[j + u]
+                    Z[s, j + u], Z[s + 1, j + u] = z0 + bias, z1 + bias
+                    Z[s + 2, j + u], Z[s + 3, j + u] = z2 + bias, z3 + bias
+                j += 5
+            tiled_units = j
+            for j in range(tiled_units, block_last):  # the block's last units: one by four
+                w = W[j]
+                z0 = z1 = z2 = z3 = zero
+                for i in range(n_in):
+                    z0 += w[i] * a0[i]
+                    z1 += w[i] * a1[i]
+                    z2 += w[i] * a2[i]
+                    z3 += w[i] * a3[i]
+                Z[s, j], Z[s + 1, j] = z0 + b[j], z1 + b[j]
+                Z[s + 2, j], Z[s + 3, j] = z2 + b[j], z3 + b[j]
+            s += 4
+        tiled_samples = s
+        for s in range(tiled_samples, count):  # the last count mod 4 samples: one at a time
+            a = A[s]
+            for j in range(block_first, block_last):
+                w = W[j]
+                total = zero
+                for i in range(n_in):
+                    total += w[i] * a[i]
+                Z[s, j] = total + b[j]
+
+
+@kernel
+def dense_tile_backward(dW, db, dZ, A):
+    """Equals dense_backward(dW, db, dZᵀ, Aᵀ) before its division by m, added to dW and db,
+    five units by four samples at a time: (8) dW[j, i] += Σ_s dZ[s, j]·A[s, i] and
+    (9) db[j] += Σ_s dZ[s, j]."""
+    # dZ (count, n_out), A (count, n_in) -> dW (n_out, n_in), db (n_out,), accumulated
+    n_out, n_in = dW.shape
+    count = A.shape[0]
+    for s in range(count):
+        for j in range(n_out):
+            db[j] += dZ[s, j]
+    # forward: Z[s, j] = b[j] + Σ_i W[j, i]·A[s, i]  =>  ∂Z[s, j]/∂W[j, i] = A[s, i]
+    for block_first in range(0, n_out, UNIT_BLOCK):
+        block_last = min(n_out, block_first + UNIT_BLOCK)
+        s = 0
+        while s + 4 <= count:
+            a0, a1, a2, a3 = A[s], A[s + 1], A[s + 2], A[s + 3]
+            d0, d1, d2, d3 = dZ[s], dZ[s + 1], dZ[s + 2], dZ[s + 3]
+            j = block_first
+            while j + 5 <= block_last:
+                g0, g1, g2, g3, g4 = dW[j], dW[j + 1], dW[j + 2], dW[j + 3], dW[j + 4]
+                e00, e01, e02, e03 = d0[j], d1[j], d2[j], d3[j]  # e<unit><sample> = dZ[s, j]
+                e10, e11, e12, e13 = d0[j + 1], d1[j + 1], d2[j + 1], d3[j + 1]
+                e20, e21, e22, e23 = d0[j + 2], d1[j + 2], d2[j + 2], d3[j + 2]
+                e30, e31, e32, e33 = d0[j + 3], d1[j + 3], d2[j + 3], d3[j + 3]
+                e40, e41, e42, e43 = d0[j + 4], d1[j + 4], d2[j + 4], d3[j + 4]
+                for i in range(n_in):
+                    p0, p1, p2, p3 = a0[i], a1[i], a2[i], a3[i]
+                    g0[i] += e00 * p0 + e01 * p1 + e02 * p2 + e03 * p3
+                    g1[i] += e10 * p0 + e11 * p1 + e12 * p2 + e13 * p3
+                    g2[i] += e20 * p0 + e21 * p1 + e22 * p2 + e23 * p3
+                    g3[i] += e30 * p0 + e31 * p1 + e32 * p2 + e33 * p3
+                    g4[i] += e40 * p0 + e41 * p1 + e42 * p2 + e43 * p3
+                j += 5
+            tiled_units = j
+            for j in range(tiled_units, block_last):  # the block's last units: one by four
+                g = dW[j]
+                e0, e1, e2, e3 = d0[j], d1[j], d2[j], d3[j]
+                for i in range(n_in):
+                    g[i] += e0 * a0[i] + e1 * a1[i] + e2 * a2[i] + e3 * a3[i]
+            s += 4
+        tiled_samples = s
+        for s in range(tiled_samples, count):  # the last count mod 4 samples: one at a time
+            a = A[s]
+            for j in range(block_first, block_last):
+                g = dW[j]
+                e = dZ[s, j]
+                for i in range(n_in):
+                    g[i] += e * a[i]
+
+
+@kernel
+def dense_tile_backward_input(dA, dZ, W):
+    """Equals dense_backward_input(dAᵀ, dZᵀ, W), four samples at a time:
+    (10) dA[s, i] = Σ_j W[j, i]·dZ[s, j]."""
+    # dZ (count, n_out), W (n_out, n_in) -> dA (count, n_in)
+    n_out, n_in = W.shape
+    count = dZ.shape[0]
+    # forward: Z[s, j] = b[j] + Σ_i W[j, i]·A[s, i]  =>  ∂Z[s, j]/∂A[s, i] = W[j, i]
+    s = 0
+    while s + 4 <= count:
+        r0, r1, r2, r3 = dA[s], dA[s + 1], dA[s + 2], dA[s + 3]
+        for i in range(n_in):
+            r0[i] = r1[i] = r2[i] = r3[i] = 0
+        for j in range(n_out):
+            w = W[j]
+            e0, e1, e2, e3 = dZ[s, j], dZ[s + 1, j], dZ[s + 2, j], dZ[s + 3, j]
+            for i in range(n_in):
+                r0[i] += e0 * w[i]
+                r1[i] += e1 * w[i]
+                r2[i] += e2 * w[i]
+                r3[i] += e3 * w[i]
+        s += 4
+    tiled_samples = s
+    for s in range(tiled_samples, count):  # the last count mod 4 samples: one at a time
+        r = dA[s]
+        for i in range(n_in):
+            r[i] = 0
+        for j in range(n_out):
+            w = W[j]
+            e = dZ[s, j]
+            for i in range(n_in):
+                r[i] += e * w[i]
+
+
+@kernel
+def softmax_cross_entropy_tile(dZ, Z, labels, order, first):
+    """Equals softmax_forward, cross_entropy_loss × count and output_error on the tile:
+    (3) A = softmax(Z), (4) Σ_s −log A[s, y_s] read from the logits, (6) dZ = A − Y.
+    Returns the summed loss."""
+    # Z (count, k) logits, labels (N,) -> dZ (count, k)
+    count, k = Z.shape
+    loss_sum = 0.0
+    for s in range(count):
+        z, dz = Z[s], dZ[s]
+        largest = z[0]
+        for c in range(1, k):
+            largest = max(largest, z[c])
+        total = 0.0
+        for c in range(k):
+            e = math.exp(z[c] - largest)  # every exponent ≤ 0: no overflow
+            dz[c] = e
+            total += e
+        label = labels[order[first + s]]
+        loss_sum -= z[label] - largest - math.log(total)  # (4) −log A[s, y], finite everywhere
+        for c in range(k):
+            dz[c] = dz[c] / total  # (3)
+        dz[label] -= 1  # (6) dZ = A − Y
+    return loss_sum
+
+
+@kernel
+def sigmoid_squared_error_tile(dZ, Z, labels, order, first):
+    """Equals sigmoid_forward, mse_loss × count, output_error and sigmoid_backward on the tile:
+    (3) A = σ(Z), (5) Σ_s ½ Σ_c (A − Y)², (7) dA = A − Y, dZ = dA ⊙ A ⊙ (1 − A).
+    Returns the summed loss."""
+    # Z (count, k) logits, labels (N,) -> dZ (count, k)
+    count, k = Z.shape
+    loss_sum = 0.0
+    for s in range(count):
+        label = labels[order[first + s]]
+        for c in range(k):
+            a = sigmoid(Z[s, c])  # (3)
+            error = a - (1 if c == label else 0)  # (7) dA = A − Y
+            loss_sum += 0.5 * error * error  # (5)
+            dZ[s, c] = error * a * (1 - a)  # (7)
+    return loss_sum
+
+
+@kernel
+def output_tile(A, Z, loss):
+    """Equals softmax_forward(Aᵀ, Zᵀ) for cross-entropy, sigmoid_forward(Aᵀ, Zᵀ) otherwise:
+    (3), one sample (row) at a time. A may be Z itself."""
+    # Z (count, k) logits -> A (count, k)
+    count, k = Z.shape
+    for s in range(count):
+        if loss == CROSS_ENTROPY:
+            largest = Z[s, 0]
+            for c in range(1, k):
+                largest = max(largest, Z[s, c])
+            total = 0.0
+            for c in range(k):
+                e = math.exp(Z[s, c] - largest)
+                A[s, c] = e
+                total += e
+            for c in range(k):
+                A[s, c] = A[s, c] / total
+        else:
+            for c in range(k):
+                A[s, c] = sigmoid(Z[s, c])
+
+
+@kernel
+def count_correct_tile(Z, labels, order, first):
+    """Equals network.count_correct on the logits: softmax and sigmoid keep their order."""
+    # Z (count, k) -> int
+    count, k = Z.shape
+    correct = 0
+    for s in range(count):
+        best = 0
+        for c in range(1, k):
+            if Z[s, c] > Z[s, best]:
+                best = c
+        if best == labels[order[first + s]]:
+            correct += 1
+    return correct
+
+
+@kernel
+def scratch_size(sizes):
+    """Numbers one tile's scratch holds: A0 and every layer's A (TILE rows each), and two
+    buffers for dZ and dA of the widest layer."""
+    total, widest = sizes[0], 0
+    for l in range(1, sizes.size):
+        total += sizes[l]
+        widest = max(widest, sizes[l])
+    return TILE * (total + 2 * widest)
+
+
+@kernel
+def tile_view(scratch, offset, count, units):
+    """scratch[offset:offset + count·units] as a (count, units) array."""
+    return scratch[offset : offset + count * units].reshape((count, units))
+
+
+@kernel
+def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, scale):
+    """(1), (2) for every layer, for the samples order[first:first + count]; the top layer's
+    logits Z[L] are left in its block of the scratch. Returns that block's offset.
+
+    Scratch layout: A0 (TILE, n_in), then A[l] (TILE, sizes[l]) for l = 1..L; Z[l] is computed
+    into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l]."""
+    n_layers = sizes.size - 1
+    A_prev = tile_view(scratch, 0, count, sizes[0])
+    gather_tile(A_prev, X, order, first, scale)
+    offset = TILE * sizes[0]
+    for l in range(1, n_layers + 1):
+        A = tile_view(scratch, offset, count, sizes[l])
+        dense_tile_forward(A, weights_view(theta, sizes, l), bias_view(theta, sizes, l), A_prev)
+        if l < n_layers:
+            hidden_forward(A, A, hidden)  # (2) in place: elementwise
+            offset += TILE * sizes[l]
+        A_prev = A
+    return offset
+
+
+@kernel
+def tile_step(dtheta, scratch, theta, X, labels, order, first, count, sizes, hidden, loss, scale):
+    """Equals network.forward, batch_loss × count, count_correct and backward for the samples
+    order[first:first + count], with the gradients added to dθ before their division by m and
+    without L2 (12), which the update adds. Returns (Σ loss, correct)."""
+    # theta, dtheta (p,) laid out as network.py says; scratch (scratch_size(sizes),)
+    n_layers = sizes.size - 1
+    k = sizes[n_layers]
+    top = tile_forward(scratch, theta, X, order, first, count, sizes, hidden, scale)
+    Z_top = tile_view(scratch, top, count, k)
+    correct = count_correct_tile(Z_top, labels, order, first)
+    # the two buffers dZ and dA take turns, after every activation
+    widest = 0
+    for l in range(1, n_layers + 1):
+        widest = max(widest, sizes[l])
+    buffers = top + TILE * k
+    dZ = tile_view(scratch, buffers, count, k)
+    if loss == CROSS_ENTROPY:
+        loss_sum = softmax_cross_entropy_tile(dZ, Z_top, labels, order, first)
+    else:
+        loss_sum = sigmoid_squared_error_tile(dZ, Z_top, labels, order, first)
+    turn = 0
+    offset = top
+    for l in range(n_layers, 0, -1):
+        offset -= TILE * sizes[l - 1]  # A[l − 1]'s block; A0's is at 0
+        A_prev = tile_view(scratch, offset, count, sizes[l - 1])
+        W = weights_view(theta, sizes, l)
+        dense_tile_backward(weights_view(dtheta, sizes, l), bias_view(dtheta, sizes, l), dZ, A_prev)
+        if l > 1:
+            turn = 1 - turn
+            dA_prev = tile_view(scratch, buffers + turn * TILE * widest, count, sizes[l - 1])
+            dense_tile_backward_input(dA_prev, dZ, W)  # (10)
+            # (11) in place, elementwise; ReLU's g'(Z) from A: A > 0 exactly where Z > 0
+            hidden_backward(dA_prev, dA_prev, A_prev, A_prev, hidden)
+            dZ = dA_prev
+    return loss_sum, correct
