@@ -43,10 +43,17 @@ def small(tmp_path_factory) -> Path:
 
 
 def run_quietly(main, argv: list) -> tuple[int, str]:
-    """main(argv) as `python -m` runs it, stdout captured: (status, stdout)."""
+    """main(argv) with stdout captured: (status, stdout). For module fixtures, where capsys
+    cannot go; the Numba thread count that --threads sets is put back, as run_in_process does."""
+    import numba
+
+    threads = numba.get_num_threads()
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        status = main([str(arg) for arg in argv])
+    try:
+        with contextlib.redirect_stdout(out):
+            status = main([str(arg) for arg in argv])
+    finally:
+        numba.set_num_threads(threads)
     return status, out.getvalue()
 
 
