@@ -245,7 +245,7 @@ class Model:
         With softmax outputs these are the softmax probabilities; with the sigmoid outputs of
         `loss="mse"`, the k sigmoids divided by their sum.
         """
-        inputs = to_inputs(check_features(X, self.sizes[0]), self.dtype.name)
+        inputs = check_features(X, self.sizes[0])  # uint8 is scaled by predict_outputs
         outputs = predict_outputs(self.network, inputs, backend)
         if self.loss != "cross-entropy":
             outputs = outputs / outputs.sum(axis=1, keepdims=True)

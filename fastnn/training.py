@@ -107,7 +107,9 @@ def to_inputs(images: np.ndarray, dtype: str) -> np.ndarray:
     """Samples as rows, C-contiguous, in the network's float type: uint8 pixels are scaled to
     [0, 1] (divided by 255); floats are used as given."""
     if images.dtype == np.uint8:
-        return np.ascontiguousarray(images, dtype=DTYPES[dtype]) / DTYPES[dtype](255)
+        inputs = np.array(images, dtype=DTYPES[dtype], order="C")  # a copy: divided in place
+        inputs /= DTYPES[dtype](255)
+        return inputs
     return np.ascontiguousarray(images, dtype=DTYPES[dtype])
 
 
@@ -115,21 +117,31 @@ def split_dev(
     images: np.ndarray, labels: np.ndarray, dev_size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hold out `dev_size` random samples: (train images, train labels, dev images, dev labels)."""
-    if not 0 <= dev_size < len(labels):
-        raise FastnnError(f"--dev-size {dev_size} must be at least 0 and below {len(labels)}")
-    order = rng.permutation(len(labels))
-    dev, train = np.sort(order[:dev_size]), np.sort(order[dev_size:])
+    train, dev = split_rows(len(labels), dev_size, rng)
     return images[train], labels[train], images[dev], labels[dev]
 
 
+def split_rows(
+    n_samples: int, dev_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """split_dev's choice as row numbers, ascending: (training rows, dev rows)."""
+    if not 0 <= dev_size < n_samples:
+        raise FastnnError(f"--dev-size {dev_size} must be at least 0 and below {n_samples}")
+    order = rng.permutation(n_samples)
+    return np.sort(order[dev_size:]), np.sort(order[:dev_size])
+
+
 def predict_outputs(net: Network, X: np.ndarray, backend: str = "numba") -> np.ndarray:
-    """The network's output layer A[L] for every row of X (floats in [0, 1]), shape (N, k)."""
+    """The network's output layer A[L] for every row of X, shape (N, k). X as to_inputs takes
+    it: uint8 pixels (scaled to [0, 1] here, PREDICT_CHUNK rows at a time, so that no float copy
+    of all of X is made) or floats (used as given)."""
     outputs = np.empty((X.shape[0], net.sizes[-1]), dtype=net.dtype)
-    if X.shape[0]:
+    step = PREDICT_CHUNK if X.dtype == np.uint8 else max(1, X.shape[0])
+    for first in range(0, X.shape[0], step):
         backend_functions(backend).predict(
-            outputs,
+            outputs[first : first + step],
             net.theta,
-            np.ascontiguousarray(X, dtype=net.dtype),
+            to_inputs(X[first : first + step], net.dtype.name),
             net.layer_sizes,
             ACTIVATIONS[net.activation],
             LOSSES[net.loss],
@@ -188,14 +200,17 @@ def train(
         config.dtype,
         rng,
     )
-    images, labels, dev_images, dev_labels = split_dev(
-        train_images, train_labels, config.dev_size, rng
-    )
-    # uint8 pixels stay bytes for the numba kernels, which scale them as they read them
-    keep_bytes = config.backend == "numba" and images.dtype == np.uint8
-    X = np.ascontiguousarray(images) if keep_bytes else to_inputs(images, config.dtype)
-    dev_X = to_inputs(dev_images, config.dtype)
-    labels, dev_labels = labels.astype(np.int64), dev_labels.astype(np.int64)
+    rows, dev_rows = split_rows(len(train_labels), config.dev_size, rng)
+    labels = train_labels[rows].astype(np.int64)
+    dev_labels = train_labels[dev_rows].astype(np.int64)
+    dev_X = to_inputs(train_images[dev_rows], config.dtype)
+    # uint8 pixels stay bytes, and are not copied, for the numba kernels: they read the rows
+    # rows[order] of the caller's images and scale them as they read them
+    if config.backend == "numba" and train_images.dtype == np.uint8:
+        X, X_labels = np.ascontiguousarray(train_images), train_labels.astype(np.int64)
+    else:
+        X, X_labels = to_inputs(train_images[rows], config.dtype), labels
+        rows = np.arange(len(rows))
     backend = backend_functions(config.backend)
     n_samples = len(labels)
     batch_size = n_samples if config.batch_size is None else min(config.batch_size, n_samples)
@@ -227,7 +242,7 @@ def train(
         # Full batch: one step on every sample; the order changes nothing but rounding.
         order = rng.permutation(n_samples) if batch_size < n_samples else np.arange(n_samples)
         total_loss, correct, steps = backend.train_epoch(
-            state.theta, state.state1, state.state2, X, labels, order, net.layer_sizes,
+            state.theta, state.state1, state.state2, X, X_labels, rows[order], net.layer_sizes,
             *codes, *hyper, state.step, batch_size,
         )  # fmt: skip
         loss = total_loss / n_samples

@@ -30,8 +30,8 @@ registers. Units go in blocks of UNIT_BLOCK, and a block's weights (10 × 784 nu
 float32) stay in the core's cache while every sample of the tile passes them.
 
 Images: A0, the tile's inputs, is gathered from the rows order[first:first + count] of X and
-scaled as it is read (gather_tile), so X can stay uint8 pixels (scale 1/255) or be floats
-(scale 1).
+scaled as it is read (gather_tile), so X can stay uint8 pixels (divided by 255) or be floats
+(divided by 1: used as given).
 """
 
 import math
@@ -45,20 +45,22 @@ UNIT_BLOCK = 10  # units whose weights stay in cache while the tile's samples pa
 
 
 @kernel
-def gather_tile(A0, X, order, first, scale):
-    """A0[s, :] = scale · X[order[first + s], :]: the tile's inputs, in A0's float type.
+def gather_tile(A0, X, order, first, divisor):
+    """A0[s, :] = X[order[first + s], :] / divisor: the tile's inputs, in A0's float type.
 
-    The same numbers as network.gather_batch's A0 (transposed) after training.to_inputs,
-    up to one rounding: uint8 pixels × (1/255) here, pixels / 255 there.
+    Equals network.gather_batch's A0 (transposed) after training.to_inputs, bit for bit: the
+    pixel converted to the float type, then divided, as to_inputs does. A division, not a
+    multiplication by 1/255, which rounds 126 of the 256 pixel values differently in float32.
     """
     # X (N, n_in) uint8 or float, order (N,) -> A0 (count, n_in)
     count, n_in = A0.shape
-    factor = A0.dtype.type(scale)
+    real = A0.dtype.type
+    denominator = real(divisor)
     for s in range(count):
         row = X[order[first + s]]
         inputs = A0[s]
         for i in range(n_in):
-            inputs[i] = factor * A0.dtype.type(row[i])
+            inputs[i] = real(row[i]) / denominator
 
 
 @kernel
@@ -319,7 +321,7 @@ def tile_view(scratch, offset, count, units):
 
 
 @kernel
-def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, scale):
+def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor):
     """(1), (2) for every layer, for the samples order[first:first + count]; the top layer's
     logits Z[L] are left in its block of the scratch. Returns that block's offset.
 
@@ -327,7 +329,7 @@ def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, scale):
     into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l]."""
     n_layers = sizes.size - 1
     A_prev = tile_view(scratch, 0, count, sizes[0])
-    gather_tile(A_prev, X, order, first, scale)
+    gather_tile(A_prev, X, order, first, divisor)
     offset = TILE * sizes[0]
     for l in range(1, n_layers + 1):
         A = tile_view(scratch, offset, count, sizes[l])
@@ -340,14 +342,14 @@ def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, scale):
 
 
 @kernel
-def tile_step(dtheta, scratch, theta, X, labels, order, first, count, sizes, hidden, loss, scale):
+def tile_step(dtheta, scratch, theta, X, labels, order, first, count, sizes, hidden, loss, divisor):
     """Equals network.forward, batch_loss × count, count_correct and backward for the samples
     order[first:first + count], with the gradients added to dθ before their division by m and
     without L2 (12), which the update adds. Returns (Σ loss, correct)."""
     # theta, dtheta (p,) laid out as network.py says; scratch (scratch_size(sizes),)
     n_layers = sizes.size - 1
     k = sizes[n_layers]
-    top = tile_forward(scratch, theta, X, order, first, count, sizes, hidden, scale)
+    top = tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor)
     Z_top = tile_view(scratch, top, count, k)
     correct = count_correct_tile(Z_top, labels, order, first)
     # the two buffers dZ and dA take turns, after every activation

@@ -4,7 +4,7 @@
     predict      equals network.predict: runs tile_threads.forward_tiles
 
 Both take the same arguments as network.py's, for any number of layers, any activation, loss
-and optimizer, and X as uint8 pixels (scaled by 1/255 as they are read) or floats (as given).
+and optimizer, and X as uint8 pixels (divided by 255 as they are read) or floats (as given).
 The activation, loss and optimizer travel as integer codes, read at run time, and the
 hyperparameters as floats: so every network of one float type and one kind of X runs one
 compiled specialisation of each kernel, whatever its depth, and a machine compiles it once.
@@ -58,9 +58,10 @@ class KernelAddress(types.WrapperAddressProtocol):
         return self.kernel(*arguments)
 
 
-def input_scale(X: np.ndarray) -> float:
-    """What X's numbers are multiplied by as the kernels read them: 1/255 for uint8 pixels."""
-    return 1 / 255 if X.dtype == np.uint8 else 1.0
+def input_divisor(X: np.ndarray) -> float:
+    """What X's numbers are divided by as the kernels read them: 255 for uint8 pixels, which
+    then become what training.to_inputs makes of them, bit for bit; 1 for floats."""
+    return 255.0 if X.dtype == np.uint8 else 1.0
 
 
 def train_epoch(
@@ -73,13 +74,13 @@ def train_epoch(
     arrays = (theta, state1, state2, X, labels, order, sizes)
     kernels = kernel_addresses(*(typeof(array) for array in arrays))
     return tile_threads.parallel_epoch(
-        *arrays, *codes, *hyper, int(step), int(batch_size), input_scale(X), *kernels
+        *arrays, *codes, *hyper, int(step), int(batch_size), input_divisor(X), *kernels
     )
 
 
 def predict(outputs, theta, X, sizes, hidden, loss, chunk):
     """network.predict on tiles: same arguments (`chunk` is unused: a tile at a time)."""
-    tile_threads.forward_tiles(outputs, theta, X, sizes, int(hidden), int(loss), input_scale(X))
+    tile_threads.forward_tiles(outputs, theta, X, sizes, int(hidden), int(loss), input_divisor(X))
 
 
 @functools.cache

@@ -41,7 +41,7 @@ def chunk_bounds(m, chunks, c):
 
 @kernel
 def chunk_gradient(
-    gradient, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, scale
+    gradient, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor
 ):  # fmt: skip
     """Σ over samples order[first:last] of their gradients (8), (9), a tile at a time, written
     to `gradient` (laid out like θ). Returns (Σ loss, correct)."""
@@ -53,7 +53,7 @@ def chunk_gradient(
         count = min(TILE, last - tile_first)
         tile_loss, tile_correct = tile_step(
             gradient, scratch, theta, X, labels, order, tile_first, count, sizes, hidden, loss,
-            scale,
+            divisor,
         )  # fmt: skip
         loss_sum += tile_loss
         correct += tile_correct
@@ -76,9 +76,9 @@ def update_block(
         chunk = partial[c, a:b]
         for i in range(gradient.size):
             gradient[i] += chunk[i]
-    scale = theta.dtype.type(1 / m)
+    divisor = theta.dtype.type(1 / m)
     for i in range(gradient.size):
-        gradient[i] *= scale
+        gradient[i] *= divisor
     if weight_decay != 0:
         w_first = 0  # layer l's weights are θ[w_first, w_first + sizes[l]·sizes[l − 1])
         for l in range(1, sizes.size):
@@ -94,12 +94,12 @@ def update_block(
 @parallel_kernel
 def parallel_epoch(
     theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
-    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size, scale,
+    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size, divisor,
     chunk_gradient, update_block,
 ):  # fmt: skip
-    """network.train_epoch's loop over the steps, with `scale` for X (1/255 for uint8 pixels,
-    1 for floats). Each step runs two parallel loops: every chunk's summed gradient (8), (9),
-    then dθ and the update, a block of θ at a time."""
+    """network.train_epoch's loop over the steps, X divided by `divisor` as it is read (255 for
+    uint8 pixels, 1 for floats). Each step runs two parallel loops: every chunk's summed
+    gradient (8), (9), then dθ and the update, a block of θ at a time."""
     n_samples = order.size
     p = theta.size
     capacity = min(batch_size, n_samples)
@@ -124,7 +124,7 @@ def parallel_epoch(
             first, last = chunk_bounds(m, chunks, c)
             losses[c], corrects[c] = chunk_gradient(
                 partial[c], scratch[c], theta, X, labels, order, start + first, start + last,
-                sizes, hidden, loss, scale,
+                sizes, hidden, loss, divisor,
             )  # fmt: skip
         steps += 1
         for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
@@ -143,7 +143,7 @@ def parallel_epoch(
 
 
 @kernel
-def forward_tiles(outputs, theta, X, sizes, hidden, loss, scale):
+def forward_tiles(outputs, theta, X, sizes, hidden, loss, divisor):
     """Equals network.predict: the top layer's A for every row of X, a tile at a time.
 
     One thread: it runs once an epoch on the dev set, and a parallel loop here would cost more
@@ -156,5 +156,5 @@ def forward_tiles(outputs, theta, X, sizes, hidden, loss, scale):
     order = np.arange(n_samples)  # the tile kernels read rows X[order[s]]: here in turn
     for first in range(0, n_samples, TILE):
         count = min(TILE, n_samples - first)
-        top = tile_forward(scratch, theta, X, order, first, count, sizes, hidden, scale)
+        top = tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor)
         output_tile(outputs[first : first + count], tile_view(scratch, top, count, k), loss)

@@ -147,13 +147,12 @@ def test_gather_scales_pixels_as_training_did():
     order = rng.permutation(9)
     for dtype in (np.float32, np.float64):
         A0 = np.empty((4, N_IN), dtype)
-        tile_math.gather_tile(A0, X, order, 3, tile_plumbing.input_scale(X))
-        expected = X[order[3:7]].astype(dtype) / dtype(255)
-        # × (1/255) instead of / 255: at most one rounding apart
-        assert_close(A0, expected, rtol=np.finfo(dtype).eps, what="A0 from uint8")
+        tile_math.gather_tile(A0, X, order, 3, tile_plumbing.input_divisor(X))
+        expected = X[order[3:7]].astype(dtype) / dtype(255)  # training.to_inputs
+        assert np.array_equal(A0, expected)  # bit for bit
     floats = X.astype(np.float64) / 255
     A0 = np.empty((4, N_IN))
-    tile_math.gather_tile(A0, floats, order, 3, tile_plumbing.input_scale(floats))
+    tile_math.gather_tile(A0, floats, order, 3, tile_plumbing.input_divisor(floats))
     assert np.array_equal(A0, floats[order[3:7]])  # floats as given, bit for bit
 
 
@@ -193,6 +192,10 @@ def test_uint8_pixels_train_as_the_floats_they_stand_for(depth, dtype):
     pixels = np.random.default_rng(5).integers(0, 256, (N_SAMPLES, N_IN), dtype=np.uint8)
     floats = pixels.astype(dtype) / dtype(255)  # what training.to_inputs makes of them
     got = epoch(tile_plumbing, net, pixels, labels, order, "sgd", 7, 0.0)
+    from_floats = epoch(tile_plumbing, net, floats, labels, order, "sgd", 7, 0.0)
+    assert got[0] == from_floats[0]
+    for state, state_from_floats in zip(got[1], from_floats[1], strict=True):
+        assert np.array_equal(state, state_from_floats)  # bit for bit
     expected = epoch(network, net, floats, labels, order, "sgd", 7, 0.0)
     rtol, atol = (1e-9, 1e-12) if dtype == np.float64 else (1e-5, 1e-6)
     assert_same_epoch(got, expected, rtol=rtol, atol=atol)
