@@ -6,10 +6,15 @@
 Prints the Markdown and writes it to DIR/report.md (DIR defaults to bench-out), plus a bar
 chart DIR/report.png when matplotlib is installed (the project's `plot` extra).
 
-One table per suite (epochs, threads, kernels), one row per benchmark group: the median time of
-each implementation, then ratios of medians. A ratio "a / b" below 1 means a is faster:
+One table per suite (epochs, threads, kernels, peak), one row per benchmark group: the median
+time of each implementation, then ratios of medians. A ratio "a / b" below 1 means a is faster:
 numba / numpy, numba / torch..., x / floor (how far an epoch is from one read of its input),
 and numba 1 thread / numba 2 threads (the speed-up of the second thread).
+
+Then the arithmetic: for every epoch and full-batch step whose benchmarks carry
+extra_info["multiply_adds"], the multiply-adds per second each implementation achieved
+(multiply-adds / median), beside the peak that the run's "peak" probe measured, and numba's
+share of that peak.
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ import re
 import sys
 from pathlib import Path
 
-SUITE_TITLES = {"epoch": "Epochs", "threads": "Threads", "kernel": "Kernels"}
+SUITE_TITLES = {
+    "epoch": "Epochs",
+    "threads": "Threads",
+    "kernel": "Kernels",
+    "peak": "Peak (the probe)",
+}
 IMPLEMENTATION_ORDER = (
     "numba", "numba 1 thread", "numpy", "torch", "torch-nn", "torch-tensors", "floor",
 )  # fmt: skip
@@ -124,6 +134,50 @@ def suite_table(groups: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
+def multiply_add_rates(results: dict) -> tuple[dict[str, dict[str, float]], float | None]:
+    """({epoch group: {implementation: multiply-adds per second}}, the peak probe's rate)."""
+    rates: dict[str, dict[str, float]] = {}
+    peak = None
+    for bench in results["benchmarks"]:
+        extra = bench.get("extra_info") or {}
+        work, median = extra.get("multiply_adds"), bench["stats"]["median"]
+        if not work or not median:
+            continue
+        if extra.get("suite") == "peak":
+            peak = work / median
+        elif extra.get("suite") == "epoch":
+            group = bench.get("group") or bench["name"]
+            rates.setdefault(group, {})[extra.get("implementation", bench["name"])] = work / median
+    return rates, peak
+
+
+def format_rate(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate / 1e9:.3g} G/s"
+
+
+def arithmetic_table(results: dict) -> list[str]:
+    """Multiply-adds per second of each implementation, and numba's share of the peak."""
+    rates, peak = multiply_add_rates(results)
+    if not rates:
+        return []
+    names = implementation_columns(rates)
+    header = ["group", *names, "peak (probe)", "numba / peak"]
+    lines = [
+        f"Multiply-adds per second: an epoch's (1) Z = W·A, (8) dW = dZ·Aᵀ and (10) dA = Wᵀ·dZ "
+        f"over its samples, divided by the median time. The peak is the probe's: the tile "
+        f"with its data in cache, on every thread ({format_rate(peak)}).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" + "---:|" * (len(header) - 1),
+    ]
+    for group, by_name in rates.items():
+        share = by_name.get("numba")
+        share_text = "–" if share is None or not peak else f"{share / peak:.2f}"
+        cells = [group, *(format_rate(by_name.get(name)) for name in names)]
+        lines.append("| " + " | ".join([*cells, format_rate(peak), share_text]) + " |")
+    return lines
+
+
 def library_file(filepath: str | None) -> str | None:
     """A thread pool's library, short: the path inside site-packages when it is there, so that
     two copies of one library (PyTorch's own libgomp and the system's) tell apart."""
@@ -172,6 +226,9 @@ def markdown(results: dict) -> str:
     ]
     for suite, groups in suites.items():
         lines += [f"## {SUITE_TITLES.get(suite, suite)}", "", *suite_table(groups), ""]
+    arithmetic = arithmetic_table(results)
+    if arithmetic:
+        lines += ["## Arithmetic", "", *arithmetic, ""]
     return "\n".join(lines)
 
 

@@ -4,7 +4,10 @@
     numpy          backend_functions("numpy").train_epoch, the oracle
     torch-nn       nn.Linear + autograd + torch.optim        (bench/torch_reference.py)
     torch-tensors  hand-written tensor math, manual backward (bench/torch_reference.py)
-    floor          one read of every training image in the epoch's order: no epoch is faster
+    floor          one read of every training image (uint8) in the epoch's order
+
+numba reads the images as uint8 pixels, as training does; the others read the floats
+training.to_inputs makes of them, prepared before the timing.
 
 Groups read "epoch 784-10-10 batch 100 float32" (600 steps of 100 samples) and "gradient step
 784-10-10 full batch 60000 float32" (train_epoch with batch_size = N: one step). The training
@@ -19,6 +22,11 @@ Two more groups, "threads: epoch 784-10-10 batch 100 float32" and "threads: grad
 thread count (2 unless NUMBA_NUM_THREADS says otherwise). Both, because a step's fixed cost of
 starting and joining its parallel loops weighs on 600 steps of 100 samples and not on one step
 of 60,000.
+
+One more group, "peak: ...", times kernels/tile_math.py's register tile on data that stays in
+the core's fastest cache, on every thread: the multiply-adds per second the arithmetic reaches
+when it never waits for memory. bench/report.py sets each epoch's rate beside it (extra_info
+"multiply_adds": Case.multiply_adds).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from workloads import (
     LOSS,
     MINI_BATCH,
     OPTIMIZER,
+    PEAK_CALLS,
     SMOKE_EPOCH_CASES,
     TIGHT_LOSS_RTOL,
     TIGHT_STEPS,
@@ -52,9 +61,11 @@ from workloads import (
     Epoch,
     bench_threads,
     initial_theta,
+    peak_probe,
     read_rows,
     require_torch,
     rounds,
+    run_peak_probe,
 )
 
 from fastnn.training import backend_functions
@@ -62,7 +73,6 @@ from fastnn.training import backend_functions
 IMPLEMENTATIONS = ("numba", "numpy", "torch-nn", "torch-tensors", "floor")
 THREADS_CASES = (Case(10, MINI_BATCH, "float32"), Case(10, FULL_BATCH, "float32"))
 THREAD_COUNTS = (1, max(2, bench_threads()))
-FLOOR_RTOL = 1e-5
 
 
 class EpochResult(NamedTuple):
@@ -110,11 +120,12 @@ def trainer(implementation: str, case: Case, data: Epoch) -> Trainer:
         train_epoch = require_torch().tensors_train_epoch
     else:  # looked up at each test, so a new numba dispatch is what gets measured
         train_epoch = backend_functions(implementation).train_epoch
+    X = data.images if implementation == "numba" else data.X  # as training.train hands them
 
     def setup(order):
         theta = theta0.copy()
         return (
-            theta, np.zeros_like(theta), np.zeros_like(theta), data.X, data.labels, order,
+            theta, np.zeros_like(theta), np.zeros_like(theta), X, data.labels, order,
             sizes, HIDDEN, LOSS, OPTIMIZER, LEARNING_RATE, WEIGHT_DECAY, BETA1, BETA2, EPS,
             0, batch_size,
         )  # fmt: skip
@@ -191,10 +202,11 @@ def test_epoch(benchmark, request, epoch_data, case, implementation):
 
     if implementation == "floor":
         n_chunks = numba.get_num_threads()
-        total = read_rows(epoch_data.X, order, n_chunks)
-        assert total == pytest.approx(np.sum(epoch_data.X, dtype=np.float64), rel=FLOOR_RTOL)
-        benchmark(read_rows, epoch_data.X, order, n_chunks)
+        total = read_rows(epoch_data.images, order, n_chunks)
+        assert total == np.sum(epoch_data.images, dtype=np.int64)
+        benchmark(read_rows, epoch_data.images, order, n_chunks)
         return
+    benchmark.extra_info["multiply_adds"] = case.multiply_adds(len(order))
 
     train = trainer(implementation, case, epoch_data)
     check_against_oracle(train, case, epoch_data, order)
@@ -222,3 +234,20 @@ def test_epoch_threads(benchmark, request, epoch_data, case, threads):
         time_epochs(benchmark, train, order, rounds(request.config))
     finally:
         numba.set_num_threads(previous)
+
+
+def test_peak(benchmark):
+    """The register tile with its data in cache, on every benchmark thread: the peak beside
+    which bench/report.py sets the epochs' multiply-adds per second."""
+    threads = numba.get_num_threads()
+    probe = peak_probe(threads)
+    benchmark.group = f"peak: the 5×4 register tile, data in cache, {threads} threads"
+    benchmark.extra_info.update(
+        suite="peak", implementation="numba", threads=threads, multiply_adds=probe.multiply_adds
+    )
+    run_peak_probe(*probe, 1)
+    units, samples = probe.W.shape[1], probe.A.shape[1]
+    for t in range(threads):
+        expected = probe.A[t] @ probe.W[t].T + probe.b[t, :units]
+        np.testing.assert_allclose(probe.Z[t, :samples], expected, rtol=1e-5, atol=1e-5)
+    benchmark.pedantic(run_peak_probe, args=(*probe, PEAK_CALLS), rounds=9, warmup_rounds=1)

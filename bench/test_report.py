@@ -16,6 +16,7 @@ REPORT_SCRIPT = Path(report.__file__)
 EPOCH_GROUP = "epoch 784-10-10 batch 100 float32"
 KERNEL_GROUP = "dense_forward 784-128-10 batch 100 float32"
 THREADS_GROUP = "threads: epoch 784-10-10 batch 100 float32"
+PEAK_GROUP = "peak: the 5×4 register tile, data in cache, 2 threads"
 
 
 def benchmark_entry(group: str, suite: str, implementation: str, median: float) -> dict:
@@ -78,8 +79,21 @@ def made_up_results() -> dict:
             benchmark_entry(EPOCH_GROUP, "epoch", "floor", 0.005),
             benchmark_entry(THREADS_GROUP, "threads", "numba 1 thread", 0.030),
             benchmark_entry(THREADS_GROUP, "threads", "numba 2 threads", 0.020),
+            benchmark_entry(PEAK_GROUP, "peak", "numba", 0.010),
         ],
     }
+
+
+MULTIPLY_ADDS = {EPOCH_GROUP: 1_000_000_000, PEAK_GROUP: 500_000_000}
+
+
+def with_multiply_adds(results: dict) -> dict:
+    """Every epoch benchmark but the floor, and the peak, carry their multiply-adds."""
+    for bench in results["benchmarks"]:
+        extra = bench["extra_info"]
+        if bench["group"] in MULTIPLY_ADDS and extra["implementation"] != "floor":
+            extra["multiply_adds"] = MULTIPLY_ADDS[bench["group"]]
+    return results
 
 
 @pytest.fixture
@@ -133,7 +147,25 @@ def test_suites_are_separate_tables_in_run_order(results_file, tmp_path):
     report.main([str(results_file), "--out", str(tmp_path)])
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     titles = [line for line in text.splitlines() if line.startswith("## ")]
-    assert titles == ["## Machine", "## Kernels", "## Epochs", "## Threads"]
+    assert titles == ["## Machine", "## Kernels", "## Epochs", "## Threads", "## Peak (the probe)"]
+
+
+def test_arithmetic_sets_each_rate_beside_the_probes_peak(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(with_multiply_adds(made_up_results())))
+    assert report.main([str(path), "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    arithmetic = text.split("## Arithmetic")[1]
+    row = table_rows(arithmetic)[EPOCH_GROUP]
+    # 1e9 multiply-adds in 20 ms is 50 G/s; the peak, 5e8 in 10 ms, is 50 G/s as well
+    assert (row["numba"], row["numpy"], row["torch-nn"]) == ("50 G/s", "25 G/s", "12.5 G/s")
+    assert (row["peak (probe)"], row["numba / peak"]) == ("50 G/s", "1.00")
+    assert "floor" not in row  # one read of the images does no arithmetic
+
+
+def test_without_multiply_adds_there_is_no_arithmetic_table(results_file, tmp_path):
+    report.main([str(results_file), "--out", str(tmp_path)])
+    assert "## Arithmetic" not in (tmp_path / "report.md").read_text(encoding="utf-8")
 
 
 def test_machine_and_versions_are_recorded(results_file, tmp_path):

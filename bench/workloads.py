@@ -12,6 +12,7 @@ Samples are columns, as in the kernels: A0 (784, m), Z1 (h, m), Z2 (k, m), Y (k,
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -23,6 +24,7 @@ from numba import prange
 
 from fastnn import oracle
 from fastnn.kernels.jit import parallel_kernel
+from fastnn.kernels.tile_math import dense_tile_forward
 from fastnn.model import ACTIVATIONS, LOSSES, init_network, layer_parameters
 from fastnn.training import OPTIMIZERS, TrainConfig, to_inputs
 
@@ -79,13 +81,22 @@ def bench_threads() -> int:
 class Case:
     """One network shape, batch size and float type."""
 
-    hidden: int
+    hidden: int | tuple[int, ...]  # units of the hidden layer, or of each hidden layer
     batch: int | None  # None: the full batch, every training image
     dtype: str
 
     @property
-    def sizes(self) -> tuple[int, int, int]:
-        return (784, self.hidden, 10)
+    def sizes(self) -> tuple[int, ...]:
+        hidden = self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
+        return (784, *hidden, 10)
+
+    def multiply_adds(self, n_samples: int) -> int:
+        """Multiply-adds of an epoch (or a full-batch step) over n_samples, in the three dense
+        products a layer's forward and backward passes make: (1) Z = W·A, (8) dW = dZ·Aᵀ and,
+        above the first layer, (10) dA = Wᵀ·dZ. The elementwise work, the loss and the update
+        are left out: they are under 1% at these sizes."""
+        products = [n_out * n_in for n_in, n_out in itertools.pairwise(self.sizes)]
+        return n_samples * (2 * sum(products) + sum(products[1:]))
 
     @property
     def shape(self) -> str:
@@ -109,13 +120,20 @@ KERNEL_CASES = tuple(
     for batch in (MINI_BATCH, FULL_BATCH)
     for hidden in HIDDEN_SIZES
 )
-EPOCH_CASES = tuple(
-    Case(hidden, batch, "float32") for batch in (MINI_BATCH, FULL_BATCH) for hidden in HIDDEN_SIZES
+DEEP_HIDDEN_SIZES = ((10, 10), (128, 64), (256, 128))  # two hidden layers
+EPOCH_CASES = (
+    *(Case(hidden, MINI_BATCH, "float32") for hidden in HIDDEN_SIZES),
+    *(Case(hidden, MINI_BATCH, "float32") for hidden in DEEP_HIDDEN_SIZES),
+    *(Case(hidden, FULL_BATCH, "float32") for hidden in HIDDEN_SIZES),
 )
 # What `pytest bench --benchmark-disable` (the CI smoke run) keeps: every kernel and every
 # implementation, on the shapes that run in seconds.
 SMOKE_KERNEL_CASES = (Case(10, MINI_BATCH, "float32"), Case(10, MINI_BATCH, "float64"))
-SMOKE_EPOCH_CASES = (Case(10, MINI_BATCH, "float32"), Case(10, FULL_BATCH, "float32"))
+SMOKE_EPOCH_CASES = (
+    Case(10, MINI_BATCH, "float32"),
+    Case((10, 10), MINI_BATCH, "float32"),
+    Case(10, FULL_BATCH, "float32"),
+)
 
 
 # ---- the training images -----------------------------------------------------------------------
@@ -124,14 +142,16 @@ SMOKE_EPOCH_CASES = (Case(10, MINI_BATCH, "float32"), Case(10, FULL_BATCH, "floa
 class Epoch(NamedTuple):
     """An epoch's inputs as training.train prepares them."""
 
-    X: np.ndarray  # (N, 784) floats in [0, 1], samples as rows, C-contiguous
+    images: np.ndarray  # (N, 784) uint8 pixels, C-contiguous: what the numba backend reads
+    X: np.ndarray  # (N, 784) floats in [0, 1], samples as rows, C-contiguous: the others'
     labels: np.ndarray  # (N,) int64
     order: np.ndarray  # (N,) int64, the epoch's permutation
 
 
 def epoch_inputs(images: np.ndarray, labels: np.ndarray, dtype: str = "float32") -> Epoch:
     order = np.random.default_rng(SEED).permutation(len(labels))
-    return Epoch(to_inputs(images, dtype), np.ascontiguousarray(labels, np.int64), order)
+    images = np.ascontiguousarray(images)
+    return Epoch(images, to_inputs(images, dtype), np.ascontiguousarray(labels, np.int64), order)
 
 
 def initial_theta(case: Case) -> np.ndarray:
@@ -235,7 +255,8 @@ def assert_close(actual, expected, rtol: float, what: str) -> None:
 def read_rows(X, order, n_chunks):
     """The floor of an epoch: read every row X[order[j]] once, as the epoch's gather does.
 
-    Returns the sum of X, so the read cannot be optimised away and can be checked.
+    Returns the sum of X, so the read cannot be optimised away and can be checked. X is the
+    uint8 images the numba epoch reads; each row is summed in integers.
     """
     # X (N, n_in), order (N,) -> scalar
     n = order.size
@@ -244,7 +265,7 @@ def read_rows(X, order, n_chunks):
         total = 0.0
         for j in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             row = X[order[j]]
-            row_total = X.dtype.type(0)
+            row_total = 0
             for i in range(row.size):
                 row_total += row[i]
             total += row_total
@@ -253,6 +274,48 @@ def read_rows(X, order, n_chunks):
     for c in range(n_chunks):
         total += partial[c]
     return total
+
+
+# ---- the peak: what the arithmetic reaches with no memory in the way ---------------------------
+
+# The register tile of kernels/tile_math.py on data that stays in the core's fastest cache:
+# 10 units × 4 samples × 256 inputs (11 KB of float32) per call, each thread on its own copy.
+PEAK_SHAPE = (10, 4, 256)  # units, samples, inputs
+PEAK_CALLS = 4000  # calls per thread: about 40 M multiply-adds, tens of milliseconds
+
+
+class PeakProbe(NamedTuple):
+    Z: np.ndarray  # (threads, 16, units): rows 0-3 used; the padding keeps copies 640 B apart
+    W: np.ndarray  # (threads, units, inputs)
+    b: np.ndarray  # (threads, 16): entries 0-9 used
+    A: np.ndarray  # (threads, samples, inputs)
+
+    @property
+    def multiply_adds(self) -> int:
+        units, samples, inputs = PEAK_SHAPE
+        return self.W.shape[0] * PEAK_CALLS * units * samples * inputs
+
+
+def peak_probe(threads: int) -> PeakProbe:
+    units, samples, inputs = PEAK_SHAPE
+    rng = np.random.default_rng(SEED)
+    return PeakProbe(
+        np.zeros((threads, 16, units), np.float32),
+        rng.uniform(-1, 1, (threads, units, inputs)).astype(np.float32),
+        rng.uniform(-1, 1, (threads, 16)).astype(np.float32),
+        rng.uniform(0, 1, (threads, samples, inputs)).astype(np.float32),
+    )
+
+
+@parallel_kernel
+def run_peak_probe(Z, W, b, A, calls):
+    """dense_tile_forward `calls` times on each thread's own copy: the multiply-adds per second
+    that the tile reaches when it never waits for memory."""
+    for t in prange(W.shape[0]):  # iteration t owns Z[t]
+        samples = A.shape[1]
+        units = W.shape[1]
+        for _ in range(calls):
+            dense_tile_forward(Z[t, :samples], W[t], b[t, :units], A[t])
 
 
 # ---- PyTorch, when it is installed --------------------------------------------------------------
