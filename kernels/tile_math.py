@@ -187,37 +187,23 @@ def dense_tile_backward(dW, db, dZ, A):
 
 
 @kernel
-def dense_tile_backward_input(dA, dZ, W):
-    """Equals dense_backward_input(dAᵀ, dZᵀ, W), four samples at a time:
-    (10) dA[s, i] = Σ_j W[j, i]·dZ[s, j]."""
-    # dZ (count, n_out), W (n_out, n_in) -> dA (count, n_in)
-    n_out, n_in = W.shape
-    count = dZ.shape[0]
-    # forward: Z[s, j] = b[j] + Σ_i W[j, i]·A[s, i]  =>  ∂Z[s, j]/∂A[s, i] = W[j, i]
-    s = 0
-    while s + 4 <= count:
-        r0, r1, r2, r3 = dA[s], dA[s + 1], dA[s + 2], dA[s + 3]
-        for i in range(n_in):
-            r0[i] = r1[i] = r2[i] = r3[i] = 0
-        for j in range(n_out):
-            w = W[j]
-            e0, e1, e2, e3 = dZ[s, j], dZ[s + 1, j], dZ[s + 2, j], dZ[s + 3, j]
-            for i in range(n_in):
-                r0[i] += e0 * w[i]
-                r1[i] += e1 * w[i]
-                r2[i] += e2 * w[i]
-                r3[i] += e3 * w[i]
-        s += 4
-    tiled_samples = s
-    for s in range(tiled_samples, count):  # the last count mod 4 samples: one at a time
-        r = dA[s]
-        for i in range(n_in):
-            r[i] = 0
-        for j in range(n_out):
-            w = W[j]
-            e = dZ[s, j]
-            for i in range(n_in):
-                r[i] += e * w[i]
+def dense_tile_backward_input(dA, dZ, W, dZ_T, sums):
+    """Equals dense_backward_input(dAᵀ, dZᵀ, W): (10) dA[s, i] = Σ_j dZ[s, j]·W[j, i],
+    computed by dense_tile_backward's register tile, which adds Σ_s dZ[s, j]·A[s, i] to
+    dW[j, i]: there with W's rows for A's and a copy dZᵀ for dZ, so that each row of W
+    loaded serves four samples' sums (a loop adding dZ[s, j]·W[j, :] to dA[s, :] one j at a
+    time reached a third of the tile's speed). `sums` receives Σ_j dZ[s, j], unused."""
+    # dZ (count, n_out), W (n_out, n_in); dZ_T (n_out, count), sums (count,) -> dA (count, n_in)
+    count, n_out = dZ.shape
+    for j in range(n_out):
+        for s in range(count):
+            dZ_T[j, s] = dZ[s, j]
+    for s in range(count):
+        sums[s] = 0
+        row = dA[s]
+        for i in range(row.size):
+            row[i] = 0
+    dense_tile_backward(dA, sums, dZ_T, W)
 
 
 @kernel
@@ -305,13 +291,13 @@ def count_correct_tile(Z, labels, order, first):
 
 @kernel
 def scratch_size(sizes):
-    """Numbers one tile's scratch holds: A0 and every layer's A (TILE rows each), and two
-    buffers for dZ and dA of the widest layer."""
+    """Numbers one tile's scratch holds: A0 and every layer's A (TILE rows each), two buffers
+    for dZ and dA of the widest layer, and dZᵀ and the sums for dense_tile_backward_input."""
     total, widest = sizes[0], 0
     for l in range(1, sizes.size):
         total += sizes[l]
         widest = max(widest, sizes[l])
-    return TILE * (total + 2 * widest)
+    return TILE * (total + 3 * widest + 1)
 
 
 @kernel
@@ -326,7 +312,8 @@ def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor)
     logits Z[L] are left in its block of the scratch. Returns that block's offset.
 
     Scratch layout: A0 (TILE, n_in), then A[l] (TILE, sizes[l]) for l = 1..L; Z[l] is computed
-    into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l]."""
+    into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l].
+    tile_step puts its dZ and dA buffers, dZᵀ and the sums after them."""
     n_layers = sizes.size - 1
     A_prev = tile_view(scratch, 0, count, sizes[0])
     gather_tile(A_prev, X, order, first, divisor)
@@ -357,6 +344,7 @@ def tile_step(dtheta, scratch, theta, X, labels, order, first, count, sizes, hid
     for l in range(1, n_layers + 1):
         widest = max(widest, sizes[l])
     buffers = top + TILE * k
+    transposed = buffers + 2 * TILE * widest  # dZᵀ, then TILE sums
     dZ = tile_view(scratch, buffers, count, k)
     if loss == CROSS_ENTROPY:
         loss_sum = softmax_cross_entropy_tile(dZ, Z_top, labels, order, first)
@@ -372,7 +360,9 @@ def tile_step(dtheta, scratch, theta, X, labels, order, first, count, sizes, hid
         if l > 1:
             turn = 1 - turn
             dA_prev = tile_view(scratch, buffers + turn * TILE * widest, count, sizes[l - 1])
-            dense_tile_backward_input(dA_prev, dZ, W)  # (10)
+            dZ_T = tile_view(scratch, transposed, sizes[l], count)
+            sums = scratch[transposed + TILE * widest : transposed + TILE * widest + count]
+            dense_tile_backward_input(dA_prev, dZ, W, dZ_T, sums)  # (10)
             # (11) in place, elementwise; ReLU's g'(Z) from A: A > 0 exactly where Z > 0
             hidden_backward(dA_prev, dA_prev, A_prev, A_prev, hidden)
             dZ = dA_prev

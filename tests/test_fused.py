@@ -100,7 +100,8 @@ def test_dense_tile_kernels_equal_the_per_equation_kernels(n_out, n_in, count, d
     assert_close(db, 1 + count * db_ref, rtol=rtol, atol=atol, what="(9) db")
 
     dA, dA_ref = np.full((count, n_in), np.nan, dtype), np.empty((n_in, count), dtype)
-    tile_math.dense_tile_backward_input(dA, dZ, W)
+    dZ_T, sums = np.full((n_out, count), np.nan, dtype), np.full(count, np.nan, dtype)
+    tile_math.dense_tile_backward_input(dA, dZ, W, dZ_T, sums)
     dense.dense_backward_input(dA_ref, dZ.T.copy(), W)
     assert_close(dA, dA_ref.T, rtol=rtol, atol=atol, what="(10) dA")
 
