@@ -37,7 +37,7 @@ scaled as it is read (gather_tile), so X can stay uint8 pixels (divided by 255) 
 import math
 
 from .activations import sigmoid
-from .jit import kernel
+from .jit import inlined_kernel, kernel
 from .network import CROSS_ENTROPY, bias_view, hidden_backward, hidden_forward, weights_view
 
 TILE = 64  # samples a tile holds: 64 × 784 inputs, 200 KB in float32, stay in the core's cache
@@ -186,7 +186,7 @@ def dense_tile_backward(dW, db, dZ, A):
                     g[i] += e * a[i]
 
 
-@kernel
+@inlined_kernel
 def dense_tile_backward_input(dA, dZ, W, dZ_T, sums):
     """Equals dense_backward_input(dAᵀ, dZᵀ, W): (10) dA[s, i] = Σ_j dZ[s, j]·W[j, i],
     computed by dense_tile_backward's register tile, which adds Σ_s dZ[s, j]·A[s, i] to
@@ -300,13 +300,13 @@ def scratch_size(sizes):
     return TILE * (total + 3 * widest + 1)
 
 
-@kernel
+@inlined_kernel
 def tile_view(scratch, offset, count, units):
     """scratch[offset:offset + count·units] as a (count, units) array."""
     return scratch[offset : offset + count * units].reshape((count, units))
 
 
-@kernel
+@inlined_kernel
 def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor):
     """(1), (2) for every layer, for the samples order[first:first + count]; the top layer's
     logits Z[L] are left in its block of the scratch. Returns that block's offset.
@@ -328,7 +328,7 @@ def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor)
     return offset
 
 
-@kernel
+@inlined_kernel
 def tile_step(dtheta, scratch, theta, X, labels, order, first, count, sizes, hidden, loss, divisor):
     """Equals network.forward, batch_loss × count, count_correct and backward for the samples
     order[first:first + count], with the gradients added to dθ before their division by m and
