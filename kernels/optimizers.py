@@ -6,8 +6,8 @@ t the step number counted from 1.
     (12) L2 weight decay    J += (λ/2) Σ W²,  dW += λ·W   (weights only, never biases)
     (13) gradient descent   θ = θ − α·dθ
     (14) momentum           v = β·v + dθ,  θ = θ − α·v
-    (15) Adam               m = β1·m + (1 − β1)·dθ,  v = β2·v + (1 − β2)·dθ²,
-                            θ = θ − α · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε)
+    (15) Adam               M1 = β1·M1 + (1 − β1)·dθ,  M2 = β2·M2 + (1 − β2)·dθ²,
+                            θ = θ − α · (M1 / (1 − β1^t)) / (√(M2 / (1 − β2^t)) + ε)
 
 Argument order everywhere: outputs (updated in place) first, then inputs. Scalars are cast to
 θ's precision first, so float32 updates run in float32 throughout (as NumPy's do).
@@ -61,7 +61,7 @@ def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, ep
     """(15) Adam with bias correction; `step` is t, counted from 1."""
     # theta (p,), moment1 (p,), moment2 (p,), dtheta (p,)
     real = theta.dtype.type
-    # m / (1 − β1^t) as m · (1 / (1 − β1^t)): a division costs several multiplications, and
+    # M1 / (1 − β1^t) as M1 · (1 / (1 − β1^t)): a division costs several multiplications, and
     # three of them an element took half the update's time (measured on 784-10-10: 5.6 ms an
     # epoch with three divisions, 3.0 ms with one)
     unbias1, unbias2 = real(1 / (1 - beta1**step)), real(1 / (1 - beta2**step))
@@ -72,6 +72,6 @@ def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, ep
         g = dtheta[i]
         moment1[i] = keep1 * moment1[i] + take1 * g
         moment2[i] = keep2 * moment2[i] + take2 * g * g
-        m_hat = moment1[i] * unbias1
-        v_hat = moment2[i] * unbias2
-        theta[i] -= alpha * m_hat / (math.sqrt(v_hat) + epsilon)
+        moment1_hat = moment1[i] * unbias1
+        moment2_hat = moment2[i] * unbias2
+        theta[i] -= alpha * moment1_hat / (math.sqrt(moment2_hat) + epsilon)

@@ -92,14 +92,14 @@ def kernel_addresses(theta, state1, state2, X, labels, order, sizes):
     """
     integer, real = types.int64, types.float64
     vector, matrix = types.Array(theta.dtype, 1, "C"), types.Array(theta.dtype, 2, "C")
-    gradient = types.Tuple((real, integer))(
+    chunk_signature = types.Tuple((real, integer))(
         vector, vector, theta, X, labels, order, integer, integer, sizes, integer, integer, real
     )
-    update = types.void(
+    update_signature = types.void(
         theta, state1, state2, vector, matrix, integer, integer, sizes,
         integer, real, real, real, real, real, integer, integer, integer,
     )  # fmt: skip
     return (
-        KernelAddress(tile_threads.chunk_gradient, gradient),
-        KernelAddress(tile_threads.update_block, update),
+        KernelAddress(tile_threads.chunk_gradient, chunk_signature),
+        KernelAddress(tile_threads.update_block, update_signature),
     )

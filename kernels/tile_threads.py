@@ -5,7 +5,7 @@ with the arithmetic of tile_math.py. tile_plumbing.train_epoch is how training c
 
 A batch of m samples is cut into `chunks` fixed by m alone (never by the number of threads):
 `prange` iteration c owns chunk c, runs tile_math.tile_step on its samples a tile at a time and
-sums their gradients into its own row of `partial`. A second parallel loop then sums the rows in
+sums their dθ into its own row of `partial`. A second parallel loop then sums the rows in
 chunk order, divides by m, adds (12) and updates θ, each iteration a block of θ it owns. So 1
 thread and 2 threads add the same numbers in the same order and give bit-identical weights.
 
@@ -41,18 +41,18 @@ def chunk_bounds(m, chunks, c):
 
 @kernel
 def chunk_gradient(
-    gradient, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor
+    dtheta, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor
 ):  # fmt: skip
-    """Σ over samples order[first:last] of their gradients (8), (9), a tile at a time, written
-    to `gradient` (laid out like θ). Returns (Σ loss, correct)."""
-    for i in range(gradient.size):
-        gradient[i] = 0
+    """dθ summed over samples order[first:last], (8) and (9) before their division by m, a
+    tile at a time. Returns (Σ loss, correct)."""
+    for i in range(dtheta.size):
+        dtheta[i] = 0
     loss_sum = 0.0
     correct = 0
     for tile_first in range(first, last, TILE):
         count = min(TILE, last - tile_first)
         tile_loss, tile_correct = tile_step(
-            gradient, scratch, theta, X, labels, order, tile_first, count, sizes, hidden, loss,
+            dtheta, scratch, theta, X, labels, order, tile_first, count, sizes, hidden, loss,
             divisor,
         )  # fmt: skip
         loss_sum += tile_loss
@@ -69,16 +69,16 @@ def update_block(
     weights when weight_decay ≠ 0, as network.backward adds it."""
     # Loops over views from 0 (not over range(a, b)): Numba then knows no index is negative,
     # skips the wraparound check and vectorises (measured 8x on the reduction).
-    gradient, first_chunk = dtheta[a:b], partial[0, a:b]
-    for i in range(gradient.size):
-        gradient[i] = first_chunk[i]
+    dtheta_block, first_chunk = dtheta[a:b], partial[0, a:b]
+    for i in range(dtheta_block.size):
+        dtheta_block[i] = first_chunk[i]
     for c in range(1, chunks):  # fixed order: the same sum for any thread count
         chunk = partial[c, a:b]
-        for i in range(gradient.size):
-            gradient[i] += chunk[i]
-    divisor = theta.dtype.type(1 / m)
-    for i in range(gradient.size):
-        gradient[i] *= divisor
+        for i in range(dtheta_block.size):
+            dtheta_block[i] += chunk[i]
+    one_over_m = theta.dtype.type(1 / m)
+    for i in range(dtheta_block.size):
+        dtheta_block[i] *= one_over_m
     if weight_decay != 0:
         w_first = 0  # layer l's weights are θ[w_first, w_first + sizes[l]·sizes[l − 1])
         for l in range(1, sizes.size):
@@ -105,7 +105,7 @@ def parallel_epoch(
     capacity = min(batch_size, n_samples)
     chunks_max = chunk_count(capacity)
     dtype = theta.dtype
-    partial = np.empty((chunks_max, p), dtype)  # row c: chunk c's Σ of per-sample gradients
+    partial = np.empty((chunks_max, p), dtype)  # row c: chunk c's Σ of per-sample dθ
     scratch = np.empty((chunks_max, scratch_size(sizes)), dtype)
     losses = np.empty(chunks_max)
     corrects = np.empty(chunks_max, np.int64)
