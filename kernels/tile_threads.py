@@ -44,16 +44,14 @@ def chunk_gradient(
     dtheta, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor
 ):  # fmt: skip
     """dθ summed over samples order[first:last], (8) and (9) before their division by m, a
-    tile at a time. Returns (Σ loss, correct)."""
-    for i in range(dtheta.size):
-        dtheta[i] = 0
+    tile at a time. Returns (Σ loss, correct). A chunk holds a tile at least (chunk_count)."""
     loss_sum = 0.0
     correct = 0
     for tile_first in range(first, last, TILE):
         count = min(TILE, last - tile_first)
         tile_loss, tile_correct = tile_step(
             dtheta, scratch, theta, X, labels, order, tile_first, count, sizes, hidden, loss,
-            divisor,
+            divisor, tile_first == first,  # the first tile writes dθ, the others add to it
         )  # fmt: skip
         loss_sum += tile_loss
         correct += tile_correct

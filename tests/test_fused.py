@@ -94,10 +94,14 @@ def test_dense_tile_kernels_equal_the_per_equation_kernels(n_out, n_in, count, d
 
     dW, db = np.ones_like(W), np.ones_like(b)  # the tile kernel adds to what is there
     dW_ref, db_ref = np.empty_like(W), np.empty_like(b)
-    tile_math.dense_tile_backward(dW, db, dZ, A)
+    tile_math.dense_tile_backward(dW, db, dZ, A, False)
     dense.dense_backward(dW_ref, db_ref, dZ.T.copy(), A.T.copy())
     assert_close(dW, 1 + count * dW_ref, rtol=rtol, atol=atol, what="(8) dW")
     assert_close(db, 1 + count * db_ref, rtol=rtol, atol=atol, what="(9) db")
+    dW, db = np.full_like(W, np.nan), np.full_like(b, np.nan)  # or writes over it
+    tile_math.dense_tile_backward(dW, db, dZ, A, True)
+    assert_close(dW, count * dW_ref, rtol=rtol, atol=atol, what="(8) dW written")
+    assert_close(db, count * db_ref, rtol=rtol, atol=atol, what="(9) db written")
 
     dA, dA_ref = np.full((count, n_in), np.nan, dtype), np.empty((n_in, count), dtype)
     dZ_T, sums = np.full((n_out, count), np.nan, dtype), np.full(count, np.nan, dtype)
