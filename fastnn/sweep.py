@@ -37,8 +37,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -330,16 +328,26 @@ def run_configuration(settings: dict, data: SweepData) -> dict:
 _worker_data: SweepData | None = None
 
 
-def start_worker(data: SweepData) -> None:
-    """A local worker process's initializer: keep the images (sent once per worker) and leave
-    Ctrl-C to the sweep, which stops its workers itself."""
+def run_in_worker(settings: dict) -> dict:
+    """A local worker's task: one configuration, on the images the worker was started with."""
+    return run_configuration(settings, _worker_data)
+
+
+def worker_main(connection, data: SweepData, task: Callable[[dict], dict]) -> None:
+    """A local worker process: keep the images (sent once, when it starts), then train each
+    configuration the sweep sends until it sends None. Ctrl-C is left to the sweep, which
+    stops its workers itself."""
     global _worker_data
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_data = data
-
-
-def run_in_worker(settings: dict) -> dict:
-    return run_configuration(settings, _worker_data)
+    while True:
+        try:
+            settings = connection.recv()
+        except EOFError:
+            return
+        if settings is None:
+            return
+        connection.send(task(settings))
 
 
 # ---- where configurations run ----------------------------------------------------------------
@@ -377,96 +385,121 @@ class SerialRunner(Runner):
             yield configuration, outcome
 
 
+@dataclass
+class Worker:
+    """A local worker process, the sweep's end of its pipe, and what it is training."""
+
+    process: object
+    connection: object
+    configuration: Configuration | None = None
+
+
 class LocalRunner(Runner):
-    """A pool of worker processes on this machine, started with 'spawn' (a fork of a process
-    that runs Numba's threads can deadlock). The images go to each worker once, through the
-    pool's initializer. A worker that dies (kill -9, out of memory) breaks the pool: the
-    configurations it was running, and the rest, are given to a new pool."""
+    """Worker processes on this machine, each with a pipe to the sweep, started with 'spawn'
+    (a fork of a process that runs Numba's threads can deadlock). The images go to each worker
+    once, when it starts. A worker that dies (kill -9, out of memory) is replaced, and the
+    configuration it was training, and only that one, starts again on a new worker; one that
+    has killed MAX_ATTEMPTS workers is recorded as failed."""
 
     TICK_SECONDS = 0.25
 
     def __init__(
-        self, data: SweepData, workers: int, on_lost: Callable[[list[Configuration]], None]
+        self,
+        data: SweepData,
+        workers: int,
+        on_lost: Callable[[Configuration], None],
+        task: Callable[[dict], dict] = run_in_worker,
     ) -> None:
-        self.data, self.workers, self.on_lost = data, workers, on_lost
+        """`task` trains one configuration in a worker (a module-level function, so that the
+        workers can import it by name)."""
+        self.data, self.workers, self.on_lost, self.task = data, workers, on_lost, task
         self.where = f"in {workers} worker processes, one Numba thread each"
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: list[Worker] = []
 
-    def run(self, todo, tick):
+    def start_worker(self) -> Worker:
         import multiprocessing
 
-        remaining = {configuration.id: configuration for configuration in todo}
-        attempts = dict.fromkeys(remaining, 0)
-        while remaining:
-            self.pool = ProcessPoolExecutor(
-                max_workers=min(self.workers, len(remaining)),
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=start_worker,
-                initargs=(self.data,),
-            )
-            futures = {
-                self.pool.submit(run_in_worker, configuration.settings): configuration
-                for configuration in remaining.values()
-            }
-            started: set[str] = set()  # handed to a worker (or queued for one)
-            broken = False
-            waiting = set(futures)
-            while waiting and not broken:
-                done, waiting = wait(waiting, self.TICK_SECONDS, FIRST_COMPLETED)
-                for future in done:
-                    if isinstance(future.exception(), BrokenProcessPool):
-                        broken = True
-                        continue
-                    configuration = futures[future]
-                    del remaining[configuration.id]
-                    yield configuration, outcome_of(future)
-                running = [futures[future] for future in waiting if future.running()]
-                started.update(configuration.id for configuration in running)
-                self.running = min(len(running), self.workers)
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(
+            target=worker_main, args=(theirs, self.data, self.task), daemon=True
+        )
+        process.start()
+        theirs.close()
+        return Worker(process, ours)
+
+    def run(self, todo, tick):
+        from multiprocessing.connection import wait as wait_for
+
+        queue = list(todo)
+        attempts = dict.fromkeys((c.id for c in todo), 0)
+        deaths_at_start = 0
+        try:
+            while queue or any(worker.configuration for worker in self.pool):
+                busy = sum(worker.configuration is not None for worker in self.pool)
+                while len(self.pool) < min(self.workers, busy + len(queue)):
+                    self.pool.append(self.start_worker())
+                for worker in self.pool:
+                    if worker.configuration is None and queue:
+                        worker.configuration = queue.pop(0)
+                        worker.connection.send(worker.configuration.settings)
+                self.running = sum(worker.configuration is not None for worker in self.pool)
                 tick()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-            if not broken:
-                continue
-            # A worker died: every configuration not finished fails with BrokenProcessPool.
-            # Those that finished just before are kept; the others go to a new pool.
-            for future in waiting:
-                if future.done() and not isinstance(future.exception(), BrokenProcessPool):
-                    configuration = futures[future]
-                    del remaining[configuration.id]
-                    yield configuration, outcome_of(future)
-            again = []
-            for configuration in list(remaining.values()):
-                if configuration.id not in started:
-                    continue
-                attempts[configuration.id] += 1
-                if attempts[configuration.id] >= MAX_ATTEMPTS:
-                    del remaining[configuration.id]
-                    reason = f"its worker process died {MAX_ATTEMPTS} times"
-                    yield configuration, lost_outcome(reason)
-                else:
-                    again.append(configuration)
-            self.on_lost(again)
+                watched = [worker.connection for worker in self.pool]
+                watched += [worker.process.sentinel for worker in self.pool]
+                ready = set(wait_for(watched, self.TICK_SECONDS))
+                for worker in list(self.pool):
+                    if worker.connection in ready:
+                        try:
+                            outcome = worker.connection.recv()
+                        except (EOFError, OSError):
+                            pass  # it died: its sentinel says so too
+                        else:
+                            configuration, worker.configuration = worker.configuration, None
+                            deaths_at_start = 0
+                            yield configuration, outcome
+                            continue
+                    if worker.process.is_alive():
+                        continue
+                    # The worker died: replace it, and run what it was training again.
+                    self.pool.remove(worker)
+                    worker.connection.close()
+                    configuration = worker.configuration
+                    if configuration is None:
+                        deaths_at_start += 1
+                        if deaths_at_start >= MAX_ATTEMPTS * self.workers:
+                            raise FastnnError(
+                                "the sweep's worker processes die as they start (exit code "
+                                f"{worker.process.exitcode}); try --workers 1"
+                            )
+                        continue
+                    attempts[configuration.id] += 1
+                    if attempts[configuration.id] >= MAX_ATTEMPTS:
+                        reason = f"its worker process died {MAX_ATTEMPTS} times"
+                        yield configuration, lost_outcome(reason)
+                    else:
+                        queue.insert(0, configuration)
+                        self.on_lost(configuration)
+        finally:
+            self.stop()
 
     def stop(self):
-        pool, self.pool = self.pool, None
-        if pool is None:
-            return
-        # The pool has no public way to kill its workers; a running training would otherwise
-        # be waited for.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def outcome_of(future) -> dict:
-    """A finished future's outcome; an error outside the training (say, in sending the result
-    back) is recorded as the configuration's failure."""
-    error = future.exception()
-    if error is None:
-        return future.result()
-    reason = " ".join(str(error).split()) or type(error).__name__
-    return {"status": "failed", "error": reason, "history": [], "epochs_run": 0}
+        """End every worker: idle ones when told, busy ones (Ctrl-C) at once."""
+        pool, self.pool = self.pool, []
+        for worker in pool:
+            if worker.configuration is None and worker.process.is_alive():
+                try:
+                    worker.connection.send(None)
+                except OSError:
+                    pass
+            else:
+                worker.process.kill()
+        for worker in pool:
+            worker.process.join(5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.connection.close()
 
 
 def lost_outcome(reason: str) -> dict:
@@ -895,10 +928,10 @@ def make_runner(
         numba.set_num_threads(1)
         return SerialRunner(data)
 
-    def on_lost(again: list[Configuration]) -> None:
+    def on_lost(configuration: Configuration) -> None:
         progress.say(
-            f"a worker process died; new workers take over the {len(again)} configurations that "
-            "were handed out and not finished (each starts over) and the rest"
+            "a worker process died; a new one trains again what it was training: "
+            + describe(configuration.settings, progress.swept)
         )
 
     return LocalRunner(data, min(args.workers, n_todo), on_lost)
