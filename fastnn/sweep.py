@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -800,6 +801,12 @@ def write_best_model(out: Path, row: dict) -> None:
 # ---- what the user sees ----------------------------------------------------------------------
 
 
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.2f}" if value < 1 else f"{value:.1f}"
+
+
 def percent(fraction: float | None) -> str:
     return "n/a" if fraction is None or not np.isfinite(fraction) else f"{100 * fraction:.2f}%"
 
@@ -842,7 +849,7 @@ class Progress:
     def tick(self) -> None:
         if self.tty:
             text = self.status()
-            width = max(os.get_terminal_size(self.stream.fileno()).columns - 1, 20)
+            width = max(shutil.get_terminal_size((100, 24)).columns - 1, 20)
             text = text[:width]
             if text != self.shown:
                 self.stream.write("\r\x1b[K" + text)
@@ -859,7 +866,7 @@ class Progress:
         if row["status"] == "ok":
             text = (
                 f"dev {percent(row['dev_accuracy'])}, test {percent(row['test_accuracy'])}, "
-                f"{row['epochs_run']} epochs, {row['seconds']:.1f} s"
+                f"{row['epochs_run']} epochs, {seconds(row['seconds'])} s"
             )
         else:
             text = f"failed: {row['error']}"
@@ -884,7 +891,7 @@ def table(rows: Sequence[dict], swept: Sequence[str]) -> str:
             percent(row["test_accuracy"]),
             str(row["best_epoch"] or ""),
             str(row["epochs_run"]),
-            f"{row['seconds']:.1f}" if row["seconds"] is not None else "",
+            seconds(row["seconds"]),
             row["status"] if row["status"] == "ok" else f"failed: {row['error']}",
         ]
         lines.append(cells)

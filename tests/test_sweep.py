@@ -449,14 +449,10 @@ class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
 
-    def fileno(self) -> int:
-        raise OSError("no terminal size")
-
 
 def test_on_a_terminal_the_status_line_updates_in_place(monkeypatch) -> None:
-    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((100, 24)))
+    monkeypatch.setenv("COLUMNS", "100")
     stream = Terminal()
-    stream.fileno = lambda: 1
     rows: dict = {}
     progress = sweep.Progress(3, rows, ["lr"], stream=stream)
     progress.tick()
