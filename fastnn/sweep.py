@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -351,6 +351,21 @@ def worker_main(connection, data: SweepData, task: Callable[[dict], dict]) -> No
         connection.send(task(settings))
 
 
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Start worker processes with Ctrl-C ignored from their first instruction (an ignored
+    signal stays ignored in a new program): Ctrl-C reaches every process of the terminal, and
+    the sweep stops its workers itself, without a traceback from each."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 # ---- where configurations run ----------------------------------------------------------------
 
 Completion = tuple[Configuration, dict]
@@ -425,7 +440,8 @@ class LocalRunner(Runner):
         process = context.Process(
             target=worker_main, args=(theirs, self.data, self.task), daemon=True
         )
-        process.start()
+        with sigint_ignored():
+            process.start()
         theirs.close()
         return Worker(process, ours)
 
@@ -531,13 +547,14 @@ class DaskRunner(Runner):
         self.cluster = None
         try:
             if scheduler == "local":
-                self.cluster = distributed.LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
+                with sigint_ignored():
+                    self.cluster = distributed.LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
                 self.client = distributed.Client(self.cluster)
             else:
                 self.client = distributed.Client(scheduler, timeout="10s")
@@ -965,7 +982,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     grid_text = " x ".join(f"{len(grid[dest])} {dest.replace('_', '-')}" for dest in swept)
     print(
-        f"sweep: {len(configurations)} configurations"
+        f"sweep: {len(configurations)} configuration{'s' if len(configurations) > 1 else ''}"
         + (f" ({grid_text})" if swept else "")
         + f"; {len(rows)} finished already, {len(todo)} to run"
     )
