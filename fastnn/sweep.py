@@ -352,18 +352,19 @@ def worker_main(connection, data: SweepData, task: Callable[[dict], dict]) -> No
 
 
 @contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Start worker processes with Ctrl-C ignored from their first instruction (an ignored
-    signal stays ignored in a new program): Ctrl-C reaches every process of the terminal, and
-    the sweep stops its workers itself, without a traceback from each."""
-    if threading.current_thread() is not threading.main_thread():
+def sigint_blocked() -> Iterator[None]:
+    """Start worker processes with Ctrl-C blocked from their first instruction (a new program
+    keeps the signal mask): Ctrl-C reaches every process of the terminal, and the sweep stops
+    its workers itself, without a traceback from each. In this process a Ctrl-C pressed
+    meanwhile waits, and arrives when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # ---- where configurations run ----------------------------------------------------------------
@@ -440,7 +441,7 @@ class LocalRunner(Runner):
         process = context.Process(
             target=worker_main, args=(theirs, self.data, self.task), daemon=True
         )
-        with sigint_ignored():
+        with sigint_blocked():
             process.start()
         theirs.close()
         return Worker(process, ours)
@@ -547,15 +548,17 @@ class DaskRunner(Runner):
         self.cluster = None
         try:
             if scheduler == "local":
-                with sigint_ignored():
-                    self.cluster = distributed.LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        dashboard_address=None,
-                        silence_logs=logging.ERROR,
-                    )
+                from .sweep_dask import IgnoreCtrlC
+
+                self.cluster = distributed.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
                 self.client = distributed.Client(self.cluster)
+                self.client.register_plugin(IgnoreCtrlC())
             else:
                 self.client = distributed.Client(scheduler, timeout="10s")
         except (OSError, ValueError, TimeoutError) as error:
