@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -334,13 +334,35 @@ def run_in_worker(settings: dict) -> dict:
     return run_configuration(settings, _worker_data)
 
 
-def worker_main(connection, data: SweepData, task: Callable[[dict], dict]) -> None:
-    """A local worker process: keep the images (sent once, when it starts), then train each
-    configuration the sweep sends until it sends None. Ctrl-C is left to the sweep, which
-    stops its workers itself."""
+def warm_up(settings: dict) -> None:
+    """Load (or compile) the kernels a configuration trains with, on four blank images, while
+    the sweep is still reading the data: the first real configuration then starts at once."""
+    import numba
+
+    numba.set_num_threads(1)
+    config = {**settings, "epochs": 1, "dev_size": 1, "batch_size": None, "patience": None}
+    with suppress(Exception):  # only time is at stake: the real training reports any error
+        train(
+            TrainConfig(**{**config, "hidden": tuple(config["hidden"])}),
+            np.zeros((4, 784), np.uint8),
+            np.arange(4) % 2,
+        )
+
+
+def worker_main(connection, task: Callable[[dict], dict], warm: dict | None) -> None:
+    """A local worker process: warm the kernels up for `warm`, receive the images (once), then
+    train each configuration the sweep sends until it sends None. Ctrl-C is left to the sweep,
+    which stops its workers itself."""
     global _worker_data
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker_data = data
+    if warm is not None:
+        warm_up(warm)
+    try:
+        _worker_data = connection.recv()
+    except EOFError:
+        return
+    if _worker_data is None:
+        return
     while True:
         try:
             settings = connection.recv()
@@ -422,16 +444,37 @@ class LocalRunner(Runner):
 
     def __init__(
         self,
-        data: SweepData,
+        data: SweepData | None,
         workers: int,
         on_lost: Callable[[Configuration], None],
         task: Callable[[dict], dict] = run_in_worker,
+        warm: dict | None = None,
     ) -> None:
         """`task` trains one configuration in a worker (a module-level function, so that the
-        workers can import it by name)."""
+        workers can import it by name); `warm` is a configuration whose kernels the workers
+        load as they start. Without `data` yet, start() starts the workers and provide()
+        sends it when it is there."""
         self.data, self.workers, self.on_lost, self.task = data, workers, on_lost, task
+        self.warm = warm
         self.where = f"in {workers} worker processes, one Numba thread each"
         self.pool: list[Worker] = []
+
+    def start(self) -> None:
+        """Start the workers now: they import, warm up and wait while the data is read."""
+        while len(self.pool) < self.workers:
+            self.pool.append(self.start_worker())
+
+    def provide(self, data: SweepData) -> None:
+        """The images, to every worker started without them."""
+        self.data = data
+        for worker in self.pool:
+            self.send_data(worker)
+
+    def send_data(self, worker: Worker) -> None:
+        try:
+            worker.connection.send(self.data)
+        except OSError:
+            pass  # it died: the run loop sees it and starts another
 
     def start_worker(self) -> Worker:
         import multiprocessing
@@ -439,12 +482,15 @@ class LocalRunner(Runner):
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
         process = context.Process(
-            target=worker_main, args=(theirs, self.data, self.task), daemon=True
+            target=worker_main, args=(theirs, self.task, self.warm), daemon=True
         )
         with sigint_blocked():
             process.start()
         theirs.close()
-        return Worker(process, ours)
+        worker = Worker(process, ours)
+        if self.data is not None:
+            self.send_data(worker)
+        return worker
 
     def run(self, todo, tick):
         from multiprocessing.connection import wait as wait_for
@@ -944,24 +990,35 @@ def resume_hint(argv: Sequence[str]) -> str:
 
 
 def make_runner(
-    args: argparse.Namespace, data: SweepData, n_todo: int, progress: Progress
+    args: argparse.Namespace,
+    data: SweepData,
+    n_todo: int,
+    progress: Progress,
+    local: LocalRunner | None,
 ) -> Runner:
-    """Where to run: a Dask cluster, local worker processes, or this process (--workers 1)."""
+    """Where to run: a Dask cluster, local worker processes (`local`, started already), or
+    this process (--workers 1)."""
     if args.scheduler:
         return DaskRunner(data, args.scheduler, args.workers, progress.say)
-    if args.workers == 1 or n_todo <= 1:
-        import numba
+    if local is not None and n_todo > 1:
 
-        numba.set_num_threads(1)
-        return SerialRunner(data)
+        def on_lost(configuration: Configuration) -> None:
+            progress.say(
+                "a worker process died; a new one trains again what it was training: "
+                + describe(configuration.settings, progress.swept)
+            )
 
-    def on_lost(configuration: Configuration) -> None:
-        progress.say(
-            "a worker process died; a new one trains again what it was training: "
-            + describe(configuration.settings, progress.swept)
-        )
+        local.on_lost = on_lost
+        local.workers = min(local.workers, n_todo)
+        local.where = f"in {local.workers} worker processes, one Numba thread each"
+        local.provide(data)
+        return local
+    if local is not None:
+        local.stop()
+    import numba
 
-    return LocalRunner(data, min(args.workers, n_todo), on_lost)
+    numba.set_num_threads(1)
+    return SerialRunner(data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -971,11 +1028,23 @@ def main(argv: list[str] | None = None) -> int:
     swept = swept_settings(grid)
     configurations = expand(grid)
     out: Path = args.out
-    dataset: Dataset = resolve_data(args.data)
-    check_configurations(configurations, len(dataset.train_labels))
-    prepare_out(out)
-    fingerprint = data_fingerprint(dataset.train_images, dataset.train_labels)
-    check_spec(out, grid_spec(grid, fingerprint, dataset.source))
+    local = None
+    if not args.scheduler and args.workers > 1 and len(configurations) > 1:
+        # Started before the data is read: they import and load kernels meanwhile.
+        local = LocalRunner(
+            None, min(args.workers, len(configurations)), print, warm=configurations[0].settings
+        )
+        local.start()
+    try:
+        dataset: Dataset = resolve_data(args.data)
+        check_configurations(configurations, len(dataset.train_labels))
+        prepare_out(out)
+        fingerprint = data_fingerprint(dataset.train_images, dataset.train_labels)
+        check_spec(out, grid_spec(grid, fingerprint, dataset.source))
+    except BaseException:
+        if local is not None:
+            local.stop()
+        raise
 
     rows = load_finished(out, configurations)  # by id; also the unsaved rows of lost ones
     unsaved: set[str] = set()
@@ -999,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if todo:
-            runner = make_runner(args, data, len(todo), progress)
+            runner = make_runner(args, data, len(todo), progress, local)
             progress.runner = runner
             print(f"running {runner.where}", flush=True)
             for configuration, outcome in runner.run(todo, progress.tick):
@@ -1030,6 +1099,8 @@ def main(argv: list[str] | None = None) -> int:
         progress.close()
         if isinstance(runner, DaskRunner):
             runner.close()
+        if local is not None:
+            local.stop()  # started early, and not needed (nothing left to run) or done
     seconds = time.perf_counter() - started
 
     all_rows = list(rows.values())
