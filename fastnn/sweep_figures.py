@@ -124,17 +124,21 @@ def learning_curves_figure(Figure, rows, swept):
     marks the epoch whose weights were kept."""
     figure = Figure(figsize=(12, 5), layout="constrained")
     accuracy_axes, loss_axes = figure.subplots(1, 2)
+    longest = max(len(row["history"]) for row in rows)
+    marker = "." if longest <= 40 else None  # dots on long curves only thicken the line
+    losses = []
     for rank_, row in enumerate(rows, start=1):
         epochs = [record["epoch"] for record in row["history"]]
         dev = [100 * (record["dev_accuracy"] or np.nan) for record in row["history"]]
         loss = [record["loss"] for record in row["history"]]
         settings = label(row, swept) or "the configuration"
         name = f"{rank_}. {settings} ({100 * row['dev_accuracy']:.2f}%)"
-        (line,) = accuracy_axes.plot(epochs, dev, marker=".", label=name)
+        (line,) = accuracy_axes.plot(epochs, dev, marker=marker, label=name)
         best = row["best_epoch"]
         if best and best <= len(dev):
             accuracy_axes.plot(best, dev[best - 1], "o", mfc="none", ms=10, color=line.get_color())
-        loss_axes.plot(epochs, loss, marker=".", color=line.get_color(), label=name)
+        loss_axes.plot(epochs, loss, marker=marker, color=line.get_color(), label=name)
+        losses += [value for value in loss if value > 0]
     accuracy_axes.set_title("dev accuracy after each epoch")
     accuracy_axes.set_xlabel("epoch")
     accuracy_axes.set_ylabel("dev accuracy (%)")
@@ -142,6 +146,12 @@ def learning_curves_figure(Figure, rows, swept):
     loss_axes.set_title("training loss (mean over the epoch's batches)")
     loss_axes.set_xlabel("epoch")
     loss_axes.set_ylabel("loss")
+    if losses and max(losses) > 20 * min(losses):
+        from matplotlib.ticker import ScalarFormatter
+
+        loss_axes.set_yscale("log")  # the first epochs would flatten the rest
+        for axis in (loss_axes.yaxis.set_major_formatter, loss_axes.yaxis.set_minor_formatter):
+            axis(ScalarFormatter())  # 0.4, not 4 × 10⁻¹
     for ax in (accuracy_axes, loss_axes):
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
