@@ -199,18 +199,20 @@ def dense_tile_backward(dW, db, dZ, A, overwrite):
 
 
 @inlined_kernel
-def dense_tile_backward_input(dA, dZ, W, dZ_T, sums):
+def dense_tile_backward_input(dA, dZ, W, dZ_T, sums, overwrite):
     """Equals dense_backward_input(dAᵀ, dZᵀ, W): (10) dA[s, i] = Σ_j dZ[s, j]·W[j, i],
     computed by dense_tile_backward's register tile, which adds Σ_s dZ[s, j]·A[s, i] to
     dW[j, i]: there with W's rows for A's and a copy dZᵀ for dZ, so that each row of W
     loaded serves four samples' sums (a loop adding dZ[s, j]·W[j, :] to dA[s, :] one j at a
-    time reached a third of the tile's speed). `sums` receives Σ_j dZ[s, j], unused."""
+    time reached a third of the tile's speed). `sums` receives Σ_j dZ[s, j], unused.
+    `overwrite` is True, passed as a run-time flag: with the literal True, Numba compiled
+    dense_tile_backward a second time (0.7 s of a cold start)."""
     # dZ (count, n_out), W (n_out, n_in); dZ_T (n_out, count), sums (count,) -> dA (count, n_in)
     count, n_out = dZ.shape
     for j in range(n_out):
         for s in range(count):
             dZ_T[j, s] = dZ[s, j]
-    dense_tile_backward(dA, sums, dZ_T, W, True)
+    dense_tile_backward(dA, sums, dZ_T, W, overwrite)
 
 
 @kernel
@@ -373,7 +375,8 @@ def tile_step(
             dA_prev = tile_view(scratch, buffers + turn * TILE * widest, count, sizes[l - 1])
             dZ_T = tile_view(scratch, transposed, sizes[l], count)
             sums = scratch[transposed + TILE * widest : transposed + TILE * widest + count]
-            dense_tile_backward_input(dA_prev, dZ, W, dZ_T, sums)  # (10)
+            # (10); count > 0 is True, known only at run time (dense_tile_backward_input says why)
+            dense_tile_backward_input(dA_prev, dZ, W, dZ_T, sums, count > 0)
             # (11) in place, elementwise; ReLU's g'(Z) from A: A > 0 exactly where Z > 0
             hidden_backward(dA_prev, dA_prev, A_prev, A_prev, hidden)
             dZ = dA_prev

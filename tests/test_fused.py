@@ -105,7 +105,7 @@ def test_dense_tile_kernels_equal_the_per_equation_kernels(n_out, n_in, count, d
 
     dA, dA_ref = np.full((count, n_in), np.nan, dtype), np.empty((n_in, count), dtype)
     dZ_T, sums = np.full((n_out, count), np.nan, dtype), np.full(count, np.nan, dtype)
-    tile_math.dense_tile_backward_input(dA, dZ, W, dZ_T, sums)
+    tile_math.dense_tile_backward_input(dA, dZ, W, dZ_T, sums, True)
     dense.dense_backward_input(dA_ref, dZ.T.copy(), W)
     assert_close(dA, dA_ref.T, rtol=rtol, atol=atol, what="(10) dA")
 
