@@ -60,7 +60,10 @@ SPEC_VERSION = 1
 # The training flags a sweep takes are those that set a field of TrainConfig; the others
 # (--data, one for the whole sweep; --threads, always one; the single run's files) it does not.
 SWEPT_FIELDS = frozenset(field.name for field in fields(TrainConfig))
-SCORES = ("dev_accuracy", "test_accuracy", "best_epoch", "epochs_run", "seconds", "status", "error")
+SCORES = (
+    "dev_accuracy", "test_accuracy", "best_epoch", "epochs_run", "seconds", "threads", "status",
+    "error",
+)  # fmt: skip
 # A configuration whose worker process dies this many times is recorded as failed (not saved in
 # runs/, so the next run of the sweep tries it again). Dask's own limit is its allowed-failures.
 MAX_ATTEMPTS = 3
@@ -289,10 +292,11 @@ def run_configuration(settings: dict, data: SweepData) -> dict:
     import numba
 
     numba.set_num_threads(1)  # per thread: a Dask worker runs each task in a thread of its own
+    threads = numba.get_num_threads()
     config = TrainConfig(**{**settings, "hidden": tuple(settings["hidden"])})
     history = []
     started = time.perf_counter()
-    outcome: dict = {"history": history, "epochs_run": 0}
+    outcome: dict = {"history": history, "epochs_run": 0, "threads": threads}
     try:
         with training_lock():
             result = train(
@@ -820,12 +824,12 @@ def write_results(out: Path, rows: Sequence[dict]) -> None:
     write_json(out / "results.json", {"rows": list(rows)})
     if not rows:
         return
-    columns = [column for column in rows[0] if column != "history"]
+    columns = [column for column in dict.fromkeys(itertools.chain(*rows)) if column != "history"]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([csv_cell(row[column]) for column in columns])
+        writer.writerow([csv_cell(row.get(column)) for column in columns])
     data = text.getvalue().encode()
     try:
         atomic_write(out / "results.csv", lambda file: file.write(data))

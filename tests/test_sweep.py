@@ -42,7 +42,8 @@ SLOW_GRID = [
     "--epochs", "12", "--dev-size", "1000",
 ]  # fmt: skip
 SCORE_COLUMNS = [
-    "dev_accuracy", "test_accuracy", "best_epoch", "epochs_run", "seconds", "status", "error",
+    "dev_accuracy", "test_accuracy", "best_epoch", "epochs_run", "seconds", "threads", "status",
+    "error",
 ]  # fmt: skip
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -91,13 +92,15 @@ def read_rows(out: Path) -> list[dict]:
 
 
 def assert_same_results(first: Path, second: Path) -> None:
-    """The same configurations, bit-identical weights, the same scores and histories."""
+    """The same configurations, bit-identical weights, the same scores and histories, each
+    trained with one Numba thread."""
     names = sorted(path.name for path in (first / "runs").iterdir())
     assert names == sorted(path.name for path in (second / "runs").iterdir())
     for name in names:
         if name.endswith(".npz"):
             assert_identical_npz(first / "runs" / name, second / "runs" / name)
     for a, b in zip(read_rows(first), read_rows(second), strict=True):
+        assert a["threads"] == b["threads"] == 1
         assert a.pop("seconds") is not None and b.pop("seconds") is not None
         a["history"], b["history"] = without_seconds(a["history"]), without_seconds(b["history"])
         assert a == b
