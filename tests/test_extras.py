@@ -1,0 +1,62 @@
+"""`import fastnn` and every command's --help need no extra: scikit-learn, matplotlib, Pillow
+and Dask are imported only by the features that use them, which then say how to install them.
+
+Each check runs in a new Python in which importing any of the extras fails, as on a machine
+where only `pip install fastnn-loops` was run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+EXTRAS = ("sklearn", "matplotlib", "PIL", "dask", "distributed")
+
+# A meta-path finder that refuses the extras and anything under them.
+BLOCK = f"""
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {EXTRAS!r}:
+            raise ImportError(f"No module named {{name!r}} (blocked by the test)")
+sys.meta_path.insert(0, Refuse())
+"""
+
+COMMANDS = ("train", "predict", "trace", "show", "sweep")
+
+
+def run_without_extras(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK + code], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_import_fastnn_and_train_need_no_extra() -> None:
+    done = run_without_extras(
+        "import numpy as np, fastnn\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, y = rng.normal(size=(60, 4)), np.arange(60) % 2\n"
+        "model = fastnn.train(X, y, epochs=1, dev_size=0, batch_size=10, threads=1)\n"
+        "print(model.predict(X).shape)\n"
+        f"assert not any(m.split('.')[0] in {EXTRAS!r} for m in sys.modules)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(60,)"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_needs_no_extra(command) -> None:
+    done = run_without_extras(
+        f"import sys, runpy; sys.argv = ['fastnn.{command}', '--help']\n"
+        f"runpy.run_module('fastnn.{command}', run_name='__main__')"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
+def test_the_sklearn_module_says_how_to_install_it() -> None:
+    done = run_without_extras("import fastnn.sklearn")
+    assert done.returncode != 0
+    assert 'pip install "fastnn-loops[sklearn]"' in done.stderr
