@@ -72,7 +72,9 @@ def test_128_hidden_units_reach_97_5_percent(tmp_path, capsys) -> None:
 SEED_RECIPES = {
     "uniform init, lr 0.1": ["--init", "uniform", "--optimizer", "sgd", "--lr", "0.1",
                              "--batch-size", "full", "--epochs", "500"],
-    "default init, lr 0.5": ["--optimizer", "sgd", "--lr", "0.5", "--batch-size", "full",
+    # lr 0.5 sits on the edge of stability: its loss climbs again after epoch 300 and blows up
+    # at 500 (in float64 on both backends too), so where it ends depends on rounding.
+    "default init, lr 0.3": ["--optimizer", "sgd", "--lr", "0.3", "--batch-size", "full",
                              "--epochs", "500"],
 }  # fmt: skip
 
@@ -116,7 +118,7 @@ def test_seeds_recipe_uniform_init_lands_between_84_and_88_percent(seed_recipe_r
 
 
 def test_seeds_recipe_default_init_reaches_90_percent(seed_recipe_runs) -> None:
-    result = finished_recipe(seed_recipe_runs, "default init, lr 0.5")
+    result = finished_recipe(seed_recipe_runs, "default init, lr 0.3")
     assert result["test_accuracy"] >= 0.90
 
 
