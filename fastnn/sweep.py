@@ -45,11 +45,12 @@ from pathlib import Path
 import numpy as np
 
 from . import cli
+from .api import fit
 from .checkpoint import data_fingerprint
 from .data import Dataset, resolve_data
 from .errors import FastnnError
 from .model import Network, atomic_write, save_model
-from .training import TrainConfig, accuracy, to_inputs, train
+from .training import TrainConfig
 
 PROG = "python -m fastnn.sweep"
 # The module, not the function fastnn.train (the Python API) that the package exports.
@@ -83,12 +84,11 @@ def core_count() -> int:
 def training_flag_groups() -> list[tuple[str, list[argparse.Action]]]:
     """The training command's flags, by group, as its own parser defines them (types,
     validators, choices, defaults, help): the sweep validates every value as strictly."""
-    parser = train_command.build_parser()
     groups = []
-    for group in parser._action_groups:
-        actions = [action for action in group._group_actions if action.dest in SWEPT_FIELDS]
-        if actions:
-            groups.append((group.title, actions))
+    for title, actions in train_command.flag_groups():
+        swept = [action for action in actions if action.dest in SWEPT_FIELDS]
+        if swept:
+            groups.append((title, swept))
     return groups
 
 
@@ -299,17 +299,18 @@ def run_configuration(settings: dict, data: SweepData) -> dict:
     outcome: dict = {"history": history, "epochs_run": 0, "threads": threads}
     try:
         with training_lock():
-            result = train(
+            result = fit(
                 config,
                 data.train_images,
                 data.train_labels,
-                on_epoch=lambda record: history.append(asdict(record)),
+                classes=np.arange(train_command.N_CLASSES),
+                on_epoch=[lambda record: history.append(asdict(record))],
             )
             net = result.network
             test_accuracy = None
             if data.test_images is not None:
-                test_X = to_inputs(data.test_images, config.dtype)
-                test_accuracy = accuracy(net, test_X, data.test_labels, config.backend)
+                predicted = result.predict(data.test_images, config.backend)
+                test_accuracy = float(np.mean(predicted == data.test_labels))
     except Exception as error:  # recorded, not raised: one bad configuration ends nothing
         message = " ".join(str(error).split()) or type(error).__name__
         outcome.update(status="failed", error=message, epochs_run=len(history))
@@ -346,10 +347,11 @@ def warm_up(settings: dict) -> None:
     numba.set_num_threads(1)
     config = {**settings, "epochs": 1, "dev_size": 1, "batch_size": None, "patience": None}
     with suppress(Exception):  # only time is at stake: the real training reports any error
-        train(
+        fit(
             TrainConfig(**{**config, "hidden": tuple(config["hidden"])}),
             np.zeros((4, 784), np.uint8),
             np.arange(4) % 2,
+            classes=np.arange(train_command.N_CLASSES),
         )
 
 

@@ -180,6 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_groups() -> list[tuple[str, list[argparse.Action]]]:
+    """The flags of build_parser(), by group (title, actions): for commands that take the same
+    flags, such as python -m fastnn.sweep, so that they check every value as strictly."""
+    parser = build_parser()
+    return [
+        (group.title, list(group._group_actions))  # argparse keeps its groups private
+        for group in parser._action_groups
+        if group._group_actions
+    ]
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         hidden=args.hidden,  # argparse runs hidden_widths on the default "10" too
