@@ -372,7 +372,8 @@ def test_dask_local_cluster_with_a_worker_killed_gives_the_serial_results(
     assert process.returncode == 0, "".join(seen) + stdout + stderr
     output = "".join(seen) + stdout
     assert "on a LocalCluster of 2 workers, 2 threads" in output
-    assert "left the cluster; the scheduler gives what it was running to another" in output
+    # Not asserted: the "left the cluster" line. The sweep polls the worker list once a second,
+    # and on a loaded machine the nanny's restart can fall between two polls (seen in CI).
     assert_every_row_once(out, 4)
     assert_same_results(slow_serial, out)
 
