@@ -284,6 +284,8 @@ def resume_hint(args: argparse.Namespace, checkpoint_path: Path | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.curves:
+        require_matplotlib()
     started = time.perf_counter()
     config, resumed = settings(args, argv)
     checkpoint_path = args.checkpoint or args.resume
@@ -318,8 +320,6 @@ def main(argv: list[str] | None = None) -> int:
     def write_checkpoint(state: TrainingState) -> None:
         save_checkpoint(checkpoint_path, config, state, fingerprint)
 
-    if args.curves:
-        require_matplotlib()
     try:
         result = fit(
             config,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from cli_helpers import (
     EPOCH_LINE,
     PREDICT,
     PREDICT_PROG,
+    SUBPROCESS_TIMEOUT,
     TRAIN,
     TRAIN_PROG,
     assert_identical_npz,
@@ -535,3 +538,37 @@ def test_a_long_prediction_is_not_called_compiling(tmp_path, capsys, monkeypatch
     assert status == 0, err
     assert "accuracy:" in out, out
     assert COMPILING not in out, out
+
+
+# ---- --curves ----------------------------------------------------------------------------------
+
+
+def test_curves_draws_the_learning_curves_png(small, tmp_path, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    curves = tmp_path / "curves.png"
+    status, out, err = train(small_run(small, "--epochs", 3, "--curves", curves), capsys)
+    assert status == 0, err
+    assert f"drew the learning curves in {curves}" in out
+    with Image.open(curves) as image:
+        assert image.format == "PNG"
+        assert image.width >= 600 and image.height >= 300
+
+
+def test_curves_without_matplotlib_is_refused_before_training(small, tmp_path) -> None:
+    curves = tmp_path / "curves.png"
+    argv = [str(a) for a in small_run(small, "--curves", curves)]
+    block = (
+        "import sys, runpy; sys.modules['matplotlib'] = None; "
+        f"sys.argv = ['fastnn.train', *{argv!r}]; "
+        "runpy.run_module('fastnn.train', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT
+    )
+    assert done.returncode == 2, done.stderr
+    assert_one_line_error(done.stderr, "--curves")
+    assert 'pip install "fastnn-loops[plot]"' in done.stderr
+    assert done.stdout == "", "refused before anything else is done"
+    assert not curves.exists()
