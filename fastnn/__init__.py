@@ -19,8 +19,14 @@ EpochRecord  one epoch of a model's history: loss, train and dev accuracy, secon
 FastnnError  the ValueError raised for bad input, settings or files
 TrainingDiverged  raised when the loss stops being a finite number
 
-fastnn.sklearn.MLPClassifier (extra [sklearn]) is a scikit-learn estimator. The commands:
-python -m fastnn.train, fastnn.predict (see each one's --help).
+fastnn.sklearn.MLPClassifier (extra [sklearn]) is a scikit-learn estimator. From the modules
+of the commands: fastnn.show.analyse and draw (the figures, extra [plot]), fastnn.trace.trace
+(one image through every equation), fastnn.images.read_digit (a PNG or JPEG prepared as MNIST).
+
+The commands, each with --help: python -m fastnn.train (train, save, checkpoints), fastnn.predict
+(score a model, or predict a CSV or your own images), fastnn.show (figures and tables of what a
+model learned), fastnn.trace (one image through the equations), fastnn.sweep (many settings at
+once, on every core or a Dask cluster). examples/tour.ipynb is a tour in a notebook.
 """
 
 from .api import Model, load, load_mnist, train
