@@ -245,7 +245,11 @@ class Model:
         With softmax outputs these are the softmax probabilities; with the sigmoid outputs of
         `loss="mse"`, the k sigmoids divided by their sum.
         """
-        inputs = check_features(X, self.sizes[0])  # uint8 is scaled by predict_outputs
+        return self.probabilities(check_features(X, self.sizes[0]), backend)
+
+    def probabilities(self, inputs: np.ndarray, backend: str = "numba") -> np.ndarray:
+        """predict_proba of inputs check_features has passed (uint8 is scaled by
+        predict_outputs)."""
         outputs = predict_outputs(self.network, inputs, backend)
         if self.loss != "cross-entropy":
             outputs = outputs / outputs.sum(axis=1, keepdims=True)
@@ -261,7 +265,8 @@ class Model:
         labels = check_labels(y, len(X))
         if len(labels) == 0:
             raise FastnnError("score needs at least one sample")
-        return float(np.mean(self.predict(X) == labels))
+        predicted = self.network.classes[self.probabilities(X).argmax(axis=1)]
+        return float(np.mean(predicted == labels))
 
     def forward(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Every intermediate of the forward pass (1)-(3), computed by the per-equation kernels.

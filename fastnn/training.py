@@ -113,18 +113,10 @@ def to_inputs(images: np.ndarray, dtype: str) -> np.ndarray:
     return np.ascontiguousarray(images, dtype=DTYPES[dtype])
 
 
-def split_dev(
-    images: np.ndarray, labels: np.ndarray, dev_size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Hold out `dev_size` random samples: (train images, train labels, dev images, dev labels)."""
-    train, dev = split_rows(len(labels), dev_size, rng)
-    return images[train], labels[train], images[dev], labels[dev]
-
-
 def split_rows(
     n_samples: int, dev_size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """split_dev's choice as row numbers, ascending: (training rows, dev rows)."""
+    """Hold out `dev_size` random samples: (training rows, dev rows), each ascending."""
     if not 0 <= dev_size < n_samples:
         raise FastnnError(f"--dev-size {dev_size} must be at least 0 and below {n_samples}")
     order = rng.permutation(n_samples)
