@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import workloads
 from torch import nn
 
-from fastnn.kernels.network import ADAM, CROSS_ENTROPY, MOMENTUM, RELU, SGD, SIGMOID, TANH
+from fastnn.kernels.codes import ADAM, CROSS_ENTROPY, MOMENTUM, RELU, SGD, SIGMOID, TANH
 
 torch.set_num_threads(workloads.bench_threads())
 

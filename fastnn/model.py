@@ -19,10 +19,10 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import FastnnError
-from .kernels import network
+from .kernels.codes import CROSS_ENTROPY, RELU, SIGMOID, SQUARED_ERROR, TANH
 
-ACTIVATIONS = {"relu": network.RELU, "sigmoid": network.SIGMOID, "tanh": network.TANH}
-LOSSES = {"cross-entropy": network.CROSS_ENTROPY, "mse": network.SQUARED_ERROR}
+ACTIVATIONS = {"relu": RELU, "sigmoid": SIGMOID, "tanh": TANH}
+LOSSES = {"cross-entropy": CROSS_ENTROPY, "mse": SQUARED_ERROR}
 INITS = ("he", "glorot", "uniform")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 

@@ -9,7 +9,7 @@ Samples are columns: W (n_out, n_in), A (n_in, m), Z (n_out, m), Y (k, m) one-ho
 
 import numpy as np
 
-from .kernels.network import ADAM, CROSS_ENTROPY, MOMENTUM, RELU, SGD, SIGMOID
+from .kernels.codes import ADAM, CROSS_ENTROPY, MOMENTUM, RELU, SGD, SIGMOID
 from .model import layer_parameters
 
 Array = np.ndarray

@@ -18,10 +18,10 @@ import numpy as np
 
 from . import oracle
 from .errors import FastnnError
-from .kernels import network, tile_plumbing
+from .kernels.codes import ADAM, MOMENTUM, SGD
 from .model import ACTIVATIONS, DTYPES, LOSSES, Network, init_network, parameter_count
 
-OPTIMIZERS = {"sgd": network.SGD, "momentum": network.MOMENTUM, "adam": network.ADAM}
+OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM}
 BACKENDS = ("numba", "numpy")
 PREDICT_CHUNK = 1000
 
@@ -84,6 +84,8 @@ def numba_train_epoch(
 ) -> tuple[float, int, int]:  # fmt: skip
     """network.train_epoch on the tiled, threaded kernels (kernels/tile_*.py), any depth; X as
     uint8 pixels or floats."""
+    from .kernels import tile_plumbing  # Numba loads with the first network that trains on it
+
     return tile_plumbing.train_epoch(theta, state1, state2, X, labels, order, sizes, *settings)
 
 
@@ -91,6 +93,8 @@ def numba_predict(
     outputs: np.ndarray, theta: np.ndarray, X: np.ndarray, sizes: np.ndarray, *settings: int
 ) -> None:
     """network.predict on the tiled kernels, any depth."""
+    from .kernels import tile_plumbing
+
     return tile_plumbing.predict(outputs, theta, X, sizes, *settings)
 
 

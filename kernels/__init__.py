@@ -19,7 +19,8 @@ Where each equation lives (numbers as in the README):
     (15) Adam                              optimizers.adam_update
 
 network.py strings them together into a whole network and an epoch: the reference path, one
-call per equation, that a reader starts from.
+call per equation, that a reader starts from. codes.py holds the integer codes by which the
+kernels choose the activation, the loss and the optimizer.
 
 What training runs is the tiled path, the same equations for any number of layers, a tile of
 samples at a time and split between threads; each of its kernels names the kernel above that it

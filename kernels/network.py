@@ -26,15 +26,11 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
+from .codes import CROSS_ENTROPY, MOMENTUM, RELU, SGD, SIGMOID
 from .dense import dense_backward, dense_backward_input, dense_forward
 from .jit import kernel
 from .optimizers import adam_update, l2_backward, l2_penalty, momentum_update, sgd_update
 from .output import cross_entropy_loss, mse_loss, output_error, softmax_forward
-
-# Codes shared with fastnn.model, which maps the names a user types to them.
-RELU, SIGMOID, TANH = 0, 1, 2
-CROSS_ENTROPY, SQUARED_ERROR = 0, 1
-SGD, MOMENTUM, ADAM = 0, 1, 2
 
 
 @kernel

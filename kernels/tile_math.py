@@ -37,8 +37,9 @@ scaled as it is read (gather_tile), so X can stay uint8 pixels (divided by 255) 
 import math
 
 from .activations import sigmoid
+from .codes import CROSS_ENTROPY
 from .jit import inlined_kernel, kernel
-from .network import CROSS_ENTROPY, bias_view, hidden_backward, hidden_forward, weights_view
+from .network import bias_view, hidden_backward, hidden_forward, weights_view
 
 TILE = 64  # samples a tile holds: 64 × 784 inputs, 200 KB in float32, stay in the core's cache
 UNIT_BLOCK = 10  # units whose weights stay in cache while the tile's samples pass them

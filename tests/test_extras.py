@@ -1,5 +1,6 @@
 """`import fastnn` and every command's --help need no extra: scikit-learn, matplotlib, Pillow
 and Dask are imported only by the features that use them, which then say how to install them.
+Numba too loads only when a network first trains or predicts on the kernels.
 
 Each check runs in a new Python in which importing any of the extras fails, as on a machine
 where only `pip install fastnn-loops` was run.
@@ -54,6 +55,21 @@ def test_every_command_help_needs_no_extra(command) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout
+
+
+def test_numba_loads_with_the_first_training_not_with_import() -> None:
+    """`import fastnn` and the commands' modules leave Numba (0.3 s to import, more to set up)
+    unloaded: a sweep's main process, which only hands out work, never loads it."""
+    modules = ", ".join(f"fastnn.{command}" for command in COMMANDS)
+    done = run_without_extras(
+        f"import numpy as np, fastnn, {modules}\n"
+        "print('numba' in sys.modules)\n"
+        "X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2\n"
+        "fastnn.train(X, y, epochs=1, dev_size=0, batch_size=10, threads=1)\n"
+        "print('numba' in sys.modules)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
 
 
 def test_the_sklearn_module_says_how_to_install_it() -> None:

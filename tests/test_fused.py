@@ -22,7 +22,7 @@ from fastnn.kernels import (
     tile_plumbing,
     tile_threads,
 )
-from fastnn.kernels.network import (
+from fastnn.kernels.codes import (
     ADAM,
     CROSS_ENTROPY,
     MOMENTUM,

@@ -21,7 +21,7 @@ from compare import assert_close
 
 from fastnn import oracle
 from fastnn.kernels import activations, network, output, tile_plumbing
-from fastnn.kernels.network import CROSS_ENTROPY, RELU, SGD, SIGMOID, SQUARED_ERROR, TANH
+from fastnn.kernels.codes import CROSS_ENTROPY, RELU, SGD, SIGMOID, SQUARED_ERROR, TANH
 
 EPSILON = 1e-6
 FD_RTOL, FD_ATOL = 1e-6, 1e-8

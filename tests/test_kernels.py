@@ -18,7 +18,7 @@ from compare import assert_close, rtol_for
 
 from fastnn import oracle
 from fastnn.kernels import activations, dense, network, optimizers, output
-from fastnn.kernels.network import (
+from fastnn.kernels.codes import (
     ADAM,
     CROSS_ENTROPY,
     MOMENTUM,
