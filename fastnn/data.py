@@ -10,6 +10,10 @@ Where the data comes from (``resolve_data``), first match wins:
 4. a download from the public mirrors into the cache folder, checked against the SHA-256 of each
    uncompressed file.
 
+A gzipped file that decompresses to over a megabyte (the MNIST images) is decompressed once and
+kept in ``<cache folder>/unpacked``, 55 MB for MNIST, named by the SHA-256 of its gzipped bytes:
+later runs read it there, 0.3 s sooner. Delete the folder at any time; it is made again.
+
 Every array comes back as uint8: images ``(n, 784)``, one row per image in row-major 28x28 order,
 labels ``(n,)`` in 0..9. Every problem a user can cause (a missing, truncated or corrupt file, a
 failed download) raises ``FastnnError`` with a message that names the file and the problem.
@@ -28,6 +32,7 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -91,6 +96,7 @@ IDX_MAGIC_LABELS = 0x00000801
 IDX_MAGIC_IMAGES = 0x00000803
 IDX_KINDS = {IDX_MAGIC_LABELS: "IDX labels", IDX_MAGIC_IMAGES: "IDX images"}
 
+UNPACK_MIN_BYTES = 1 << 20  # gzipped files that decompress to more are kept decompressed
 DOWNLOAD_CHUNK_BYTES = 1 << 16
 HASH_CHUNK_BYTES = 1 << 20
 CSV_BLOCK_ROWS = 4096
@@ -135,7 +141,7 @@ def _read_idx(
     """
     content = _read_file_bytes(path)
     if content.startswith(GZIP_MAGIC):
-        content = _gunzip(path, content)
+        content = _unpacked(path, content)
     if not content:
         raise _file_error(path, "empty file")
 
@@ -181,25 +187,66 @@ def _read_idx(
             f"{declared_bytes} data bytes the header declares ({shape_text})",
         )
 
-    # A view on the bytes is read-only; a copy (about 20 ms for the training images, a tenth of the
-    # decompression) gives an ordinary array that callers may shuffle or modify in place.
-    array = np.frombuffer(content, dtype=np.uint8, offset=header_bytes).copy()
+    # A view on a bytearray is an ordinary array that callers may shuffle or modify in place; on
+    # bytes it is read-only, and a copy (about 20 ms for the training images) makes it one.
+    array = np.frombuffer(content, dtype=np.uint8, offset=header_bytes)
+    if not array.flags.writeable:
+        array = array.copy()
     if n_dims == 3:
         array = array.reshape(dims[0], dims[1] * dims[2])
     return array, dims
 
 
-def _read_file_bytes(path: str | os.PathLike[str]) -> bytes:
+def _read_all(file: BinaryIO) -> bytearray:
+    """The rest of an open file, as a bytearray: arrays viewing it can be written to."""
+    content = bytearray(os.fstat(file.fileno()).st_size - file.tell())
+    size = file.readinto(content)
+    del content[size:]  # the file shrank while being read
+    content += file.read()  # ...or grew
+    return content
+
+
+def _read_file_bytes(path: str | os.PathLike[str]) -> bytearray:
     try:
         with open(path, "rb") as file:
-            return file.read()
+            return _read_all(file)
     except FileNotFoundError as error:
         raise _file_error(path, "file not found") from error
     except OSError as error:
         raise _file_error(path, f"cannot read: {error.strerror or error}") from error
 
 
-def _gunzip(path: str | os.PathLike[str], compressed: bytes) -> bytes:
+def _unpacked(path: str | os.PathLike[str], compressed: bytes | bytearray) -> bytes | bytearray:
+    """A gzipped file's content, decompressed.
+
+    The decompressed bytes of a file over UNPACK_MIN_BYTES are kept in the cache folder
+    (``unpacked/<SHA-256 of the gzipped bytes>``) and read from there the next time: for the
+    training images, 0.01 s to read 47 MB and 0.01 s to hash the 9.7 MB gzipped file, against
+    0.16 s to decompress them. Keeping a copy is best effort: a cache folder that cannot be
+    written costs only the time.
+    """
+    size = int.from_bytes(compressed[-4:], "little")  # gzip's trailer: the size mod 2**32
+    if size < UNPACK_MIN_BYTES:
+        return _gunzip(path, compressed)
+    kept = cache_dir() / "unpacked" / hashlib.sha256(compressed).hexdigest()
+    with suppress(OSError), open(kept, "rb") as file:
+        content = _read_all(file)
+        if len(content) % 2**32 == size:
+            return content
+    content = _gunzip(path, compressed)
+    with suppress(OSError):
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=kept.parent, prefix=f".{kept.name}.")
+        try:
+            with os.fdopen(handle, "wb") as temp_file:
+                temp_file.write(content)
+            os.replace(temp_name, kept)
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
+    return content
+
+
+def _gunzip(path: str | os.PathLike[str], compressed: bytes | bytearray) -> bytes:
     try:
         return gzip.decompress(compressed)
     except EOFError as error:

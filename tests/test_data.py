@@ -502,6 +502,60 @@ def test_csv_error_line_number_in_a_later_block(tmp_path: Path, long_train_csv) 
 
 
 # --------------------------------------------------------------------------------------------
+# Gzipped files over a megabyte are kept decompressed in the cache folder
+
+
+def _big_gzipped_images(folder: Path) -> tuple[Path, np.ndarray]:
+    """A gzipped IDX file of 2,000 random images: 1.6 MB decompressed."""
+    images = np.random.default_rng(1).integers(0, 256, size=(2000, 28, 28), dtype=np.uint8)
+    path = folder / "images.gz"
+    path.write_bytes(gzip.compress(idx_bytes(images), compresslevel=1))
+    return path, images.reshape(2000, 784)
+
+
+def test_a_big_gzipped_file_is_read_from_its_decompressed_copy(
+    clean_environment: Path, tmp_path: Path
+) -> None:
+    path, images = _big_gzipped_images(tmp_path)
+    first = read_idx(path)
+    (copy,) = (clean_environment / "unpacked").iterdir()
+    assert copy.read_bytes() == gzip.decompress(path.read_bytes())
+    # The copy is what the second read returns: a copy that lost its end is not trusted (it
+    # is decompressed again and rewritten), an intact one is
+    copy.write_bytes(copy.read_bytes()[:-784])
+    np.testing.assert_array_equal(read_idx(path), images)
+    assert copy.stat().st_size == 16 + images.size
+    marked = bytearray(copy.read_bytes())
+    marked[16] ^= 0xFF
+    copy.write_bytes(bytes(marked))
+    again = read_idx(path)
+    assert again[0, 0] == images[0, 0] ^ 0xFF
+    np.testing.assert_array_equal(again[1:], first[1:])
+    assert again.flags.writeable and first.flags.writeable
+
+
+def test_the_copy_follows_the_content_not_the_name(clean_environment: Path, tmp_path: Path) -> None:
+    path, images = _big_gzipped_images(tmp_path)
+    read_idx(path)
+    path.write_bytes(gzip.compress(idx_bytes(images[:1500].reshape(1500, 28, 28))))
+    assert read_idx(path).shape == (1500, 784)
+    assert len(list((clean_environment / "unpacked").iterdir())) == 2
+
+
+def test_small_files_are_not_copied_and_an_unwritable_cache_costs_nothing(
+    clean_environment: Path, tmp_path: Path
+) -> None:
+    expected = write_idx_dir(tmp_path / "small", 50, 20, gz=True)
+    load_mnist_dir(tmp_path / "small")
+    assert not clean_environment.exists()
+    clean_environment.parent.mkdir(parents=True)
+    clean_environment.write_text("a file where the cache folder would be")
+    path, images = _big_gzipped_images(tmp_path)
+    np.testing.assert_array_equal(read_idx(path), images)
+    assert expected["train_images"].shape == (50, 784)
+
+
+# --------------------------------------------------------------------------------------------
 # Where resolve_data looks
 
 
