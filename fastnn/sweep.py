@@ -50,6 +50,7 @@ from .checkpoint import data_fingerprint
 from .data import Dataset, resolve_data
 from .errors import FastnnError
 from .model import Network, atomic_write, save_model
+from .sweep_figures import import_matplotlib, write_figures
 from .training import TrainConfig
 
 PROG = "python -m fastnn.sweep"
@@ -413,6 +414,10 @@ class Runner:
     def stop(self) -> None:
         """Stop at once (Ctrl-C): whatever is running is dropped."""
 
+    def spare_core(self) -> bool:
+        """Whether a core of this machine is idle now: then this process may use it."""
+        return False
+
 
 class SerialRunner(Runner):
     """In this process, one after another."""
@@ -420,6 +425,9 @@ class SerialRunner(Runner):
     def __init__(self, data: SweepData) -> None:
         self.data = data
         self.where = "in this process, one at a time"
+
+    def spare_core(self):
+        return core_count() > 1
 
     def run(self, todo, tick):
         for configuration in todo:
@@ -464,6 +472,7 @@ class LocalRunner(Runner):
         self.warm = warm
         self.where = f"in {workers} worker processes, one Numba thread each"
         self.pool: list[Worker] = []
+        self.leaving: list[Worker] = []  # told to end, not yet joined
 
     def start(self) -> None:
         """Start the workers now: they import, warm up and wait while the data is read."""
@@ -527,6 +536,8 @@ class LocalRunner(Runner):
                         else:
                             configuration, worker.configuration = worker.configuration, None
                             deaths_at_start = 0
+                            if not queue:  # nothing left for it: it ends while others train
+                                self.dismiss(worker)
                             yield configuration, outcome
                             continue
                     if worker.process.is_alive():
@@ -551,20 +562,33 @@ class LocalRunner(Runner):
                         queue.insert(0, configuration)
                         self.on_lost(configuration)
         finally:
-            self.stop()
+            self.stop(wait=False)
 
-    def stop(self):
-        """End every worker: idle ones when told, busy ones (Ctrl-C) at once."""
-        pool, self.pool = self.pool, []
-        for worker in pool:
+    def spare_core(self):
+        return len(self.pool) < core_count()
+
+    def dismiss(self, worker: Worker) -> None:
+        """Tell an idle worker to end; stop() waits for it."""
+        self.pool.remove(worker)
+        self.leaving.append(worker)
+        with suppress(OSError):
+            worker.connection.send(None)
+
+    def stop(self, wait: bool = True):
+        """End every worker: idle ones when told, busy ones (Ctrl-C) at once. With `wait`, also
+        wait until they have ended (a Numba process takes a few tenths of a second to exit: the
+        sweep writes its results and figures meanwhile)."""
+        for worker in list(self.pool):
             if worker.configuration is None and worker.process.is_alive():
-                try:
-                    worker.connection.send(None)
-                except OSError:
-                    pass
+                self.dismiss(worker)
             else:
                 worker.process.kill()
-        for worker in pool:
+                self.pool.remove(worker)
+                self.leaving.append(worker)
+        if not wait:
+            return
+        leaving, self.leaving = self.leaving, []
+        for worker in leaving:
             worker.process.join(5)
             if worker.process.is_alive():
                 worker.process.kill()
@@ -1031,9 +1055,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     grid = grid_from_args(args)
-    swept = swept_settings(grid)
     configurations = expand(grid)
-    out: Path = args.out
     local = None
     if not args.scheduler and args.workers > 1 and len(configurations) > 1:
         # Started before the data is read: they import and load kernels meanwhile.
@@ -1042,15 +1064,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         local.start()
     try:
-        dataset: Dataset = resolve_data(args.data)
-        check_configurations(configurations, len(dataset.train_labels))
-        prepare_out(out)
-        fingerprint = data_fingerprint(dataset.train_images, dataset.train_labels)
-        check_spec(out, grid_spec(grid, fingerprint, dataset.source))
-    except BaseException:
+        return run_sweep(args, argv, grid, configurations, local)
+    finally:
         if local is not None:
-            local.stop()
-        raise
+            local.stop()  # waits until its workers have ended
+
+
+def run_sweep(
+    args: argparse.Namespace, argv: list[str], grid: dict[str, list],
+    configurations: list[Configuration], local: LocalRunner | None,
+) -> int:  # fmt: skip
+    """main's work once the workers are starting: read the data, run what is not finished
+    yet, report."""
+    swept = swept_settings(grid)
+    out: Path = args.out
+    dataset: Dataset = resolve_data(args.data)
+    check_configurations(configurations, len(dataset.train_labels))
+    prepare_out(out)
+    fingerprint = data_fingerprint(dataset.train_images, dataset.train_labels)
+    check_spec(out, grid_spec(grid, fingerprint, dataset.source))
 
     rows = load_finished(out, configurations)  # by id; also the unsaved rows of lost ones
     unsaved: set[str] = set()
@@ -1077,7 +1109,15 @@ def main(argv: list[str] | None = None) -> int:
             runner = make_runner(args, data, len(todo), progress, local)
             progress.runner = runner
             print(f"running {runner.where}", flush=True)
-            for configuration, outcome in runner.run(todo, progress.tick):
+            # matplotlib takes 0.3 s to import: on a core no configuration needs, it costs none
+            importing = threading.Thread(target=import_matplotlib, daemon=True)
+
+            def tick() -> None:
+                progress.tick()
+                if importing.ident is None and runner.spare_core():
+                    importing.start()
+
+            for configuration, outcome in runner.run(todo, tick):
                 row = save_finished(out, configuration, outcome)
                 if outcome.get("lost"):
                     unsaved.add(configuration.id)
@@ -1106,9 +1146,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(runner, DaskRunner):
             runner.close()
         if local is not None:
-            local.stop()  # started early, and not needed (nothing left to run) or done
+            local.stop(wait=False)  # started early, and not needed (nothing left to run) or done
     seconds = time.perf_counter() - started
+    report(out, rows, unsaved, todo, swept, grid, args.top, seconds)
+    return 0
 
+
+def report(
+    out: Path, rows: dict, unsaved: set[str], todo: list[Configuration], swept: list[str],
+    grid: dict[str, list], top: int, seconds: float,
+) -> None:  # fmt: skip
+    """The end of a sweep: results.csv and .json, the best model, the table and the figures."""
     all_rows = list(rows.values())
     write_results(out, all_rows)
     best = best_row(all_rows)
@@ -1134,15 +1182,12 @@ def main(argv: list[str] | None = None) -> int:
             f"test {percent(best['test_accuracy'])}; its network: {out / 'best_model.npz'}"
         )
     print(f"results: {out / 'results.csv'}, {out / 'results.json'}, runs in {out / 'runs'}")
-    from .sweep_figures import write_figures
-
     try:
-        figures = write_figures(out, all_rows, grid, top=args.top)
+        figures = write_figures(out, all_rows, grid, top=top)
     except ImportError:
         print('figures: not drawn, matplotlib is missing: pip install "fastnn-loops[plot]"')
     else:
         print("figures: " + ", ".join(str(path) for path in figures))
-    return 0
 
 
 def entry_point() -> None:

@@ -10,7 +10,9 @@ install it.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,14 @@ from .model import atomic_write
 
 MAX_LINES = 6  # above this many combinations of the other settings, one line: the best of them
 DPI = 100
+
+
+def import_matplotlib() -> None:
+    """Import what write_figures draws with, ahead of time; nothing if matplotlib is missing
+    (write_figures then says so)."""
+    with suppress(ImportError):
+        for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
+            importlib.import_module(module)
 
 
 def write_figures(out: Path, rows: Sequence[dict], grid: dict[str, list], top: int) -> list[Path]:

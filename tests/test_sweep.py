@@ -444,6 +444,34 @@ def test_a_configuration_that_kills_its_worker_every_time_is_failed_after_three(
     # Only the configuration a worker was training when it died is run again: twice each.
     assert sorted(configuration.run for configuration in lost) == [2, 2, 4, 4]
     assert runner.pool == []
+    runner.stop()
+    assert runner.leaving == []
+
+
+def slow_on_seed_0(settings: dict) -> dict:
+    """A worker's task that takes 4 s on seed 0 and no time on the others."""
+    if settings["seed"] == 0:
+        time.sleep(4)
+    return {"seed": settings["seed"]}
+
+
+def test_a_worker_with_nothing_left_to_train_ends_at_once() -> None:
+    """Not when the sweep ends: the sweep writes its results and figures meanwhile."""
+    args = sweep.build_parser().parse_args(["--out", "unused", "--seed", "0", "1"])
+    configurations = sweep.expand(sweep.grid_from_args(args))
+    no_images = np.zeros((0, 784), np.uint8)
+    data = sweep.SweepData(no_images, np.zeros(0, np.uint8), None, None)
+    runner = sweep.LocalRunner(data, 2, lambda configuration: None, task=slow_on_seed_0)
+    ended_while_seed_0_trained = None
+    for _, outcome in runner.run(configurations, lambda: None):
+        if outcome["seed"] == 1:
+            (idle,) = runner.leaving
+            idle.process.join(3)
+            ended_while_seed_0_trained = not idle.process.is_alive() and len(runner.pool) == 1
+    assert ended_while_seed_0_trained
+    busy = runner.leaving[-1].process
+    runner.stop()
+    assert runner.leaving == [] and not busy.is_alive()
 
 
 # ---- the display ---------------------------------------------------------------------------
