@@ -50,7 +50,7 @@ print(json.dumps({
 
 def compile_in_new_process(cache_home: Path, *network: str) -> dict:
     environment = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
-    environment.pop("NUMBA_CACHE_DIR")  # set by fastnn.kernels.jit in this process
+    environment.pop("NUMBA_CACHE_DIR", None)  # set by fastnn.kernels.jit, if this process loaded it
     done = subprocess.run(
         [sys.executable, "-c", COMPILE_AND_COUNT, *network],
         env=environment, capture_output=True, text=True, timeout=600,
