@@ -16,9 +16,13 @@ from fastnn.training import tiny_run
 
 # Numba's dispatchers count, per kernel, the signatures loaded from the cache (hits) and the ones
 # they had to compile (misses). argv: sizes, activation, loss, optimizer, then "train" or not.
+# A warning that Numba could not run a parallel loop in parallel fails it: the tests of 1 and 2
+# threads would pass all the same.
 COMPILE_AND_COUNT = """
-import json, sys
+import json, sys, warnings
 import numpy as np
+from numba import NumbaPerformanceWarning
+warnings.simplefilter("error", NumbaPerformanceWarning)  # e.g. a prange it could not parallelise
 import fastnn.training
 from fastnn.kernels import tile_math, tile_threads
 from fastnn.model import init_network
