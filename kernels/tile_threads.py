@@ -5,9 +5,10 @@ with the arithmetic of tile_math.py. tile_plumbing.train_epoch is how training c
 
 A batch of m samples is cut into `chunks` fixed by m alone (never by the number of threads):
 `prange` iteration c owns chunk c, runs tile_math.tile_step on its samples a tile at a time and
-sums their dθ into its own row of `partial`. A second parallel loop then sums the rows in
-chunk order, divides by m, adds (12) and updates θ, each iteration a block of θ it owns. So 1
-thread and 2 threads add the same numbers in the same order and give bit-identical weights.
+sums their dθ into its own row of `partial`. The same parallel loop, run a second time, then
+sums the rows in chunk order, divides by m, adds (12) and updates θ, each iteration a block of θ
+it owns. So 1 thread and 2 threads add the same numbers in the same order and give
+bit-identical weights.
 
 chunk_gradient and update_block reach parallel_epoch as the addresses of their machine code
 (tile_plumbing.KernelAddress says why), so they arrive as arguments.
@@ -96,8 +97,8 @@ def parallel_epoch(
     chunk_gradient, update_block,
 ):  # fmt: skip
     """network.train_epoch's loop over the steps, X divided by `divisor` as it is read (255 for
-    uint8 pixels, 1 for floats). Each step runs two parallel loops: every chunk's summed
-    gradient (8), (9), then dθ and the update, a block of θ at a time."""
+    uint8 pixels, 1 for floats). Each step runs its parallel loop twice: over the chunks, every
+    chunk's summed gradient (8), (9); then over the blocks of θ, dθ and the update."""
     n_samples = order.size
     p = theta.size
     capacity = min(batch_size, n_samples)
@@ -108,6 +109,7 @@ def parallel_epoch(
     losses = np.empty(chunks_max)
     corrects = np.empty(chunks_max, np.int64)
     dtheta = np.empty_like(theta)
+    blocks = (p + BLOCK - 1) // BLOCK
     total_loss = 0.0
     correct = 0
     steps = 0
@@ -118,20 +120,26 @@ def parallel_epoch(
         if weight_decay != 0:  # (12), on θ before this step's update
             for l in range(1, sizes.size):
                 penalty += l2_penalty(weights_view(theta, sizes, l), weight_decay)
-        for c in prange(chunks):  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
-            first, last = chunk_bounds(m, chunks, c)
-            losses[c], corrects[c] = chunk_gradient(
-                partial[c], scratch[c], theta, X, labels, order, start + first, start + last,
-                sizes, hidden, loss, divisor,
-            )  # fmt: skip
         steps += 1
-        for block in prange((p + BLOCK - 1) // BLOCK):  # iteration owns θ[a:b] and its state
-            a = block * BLOCK
-            b = min(p, a + BLOCK)
-            update_block(
-                theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
-                learning_rate, weight_decay, beta1, beta2, eps, step + steps, a, b,
-            )  # fmt: skip
+        # One parallel loop run twice, not two loops: Numba compiles each parallel loop into
+        # functions of its own, and a second loop took 0.3 s more to compile
+        for phase in range(2):
+            tasks = chunks if phase == 0 else blocks  # (written in prange(), Numba ran it serially)
+            for task in prange(tasks):
+                if phase == 0:  # iteration c owns partial[c], losses[c], corrects[c], scratch[c]
+                    c = task
+                    first, last = chunk_bounds(m, chunks, c)
+                    losses[c], corrects[c] = chunk_gradient(
+                        partial[c], scratch[c], theta, X, labels, order, start + first,
+                        start + last, sizes, hidden, loss, divisor,
+                    )  # fmt: skip
+                else:  # iteration `task` owns θ[a:b] and its state
+                    a = task * BLOCK
+                    b = min(p, a + BLOCK)
+                    update_block(
+                        theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
+                        learning_rate, weight_decay, beta1, beta2, eps, step + steps, a, b,
+                    )  # fmt: skip
         data_loss = 0.0
         for c in range(chunks):
             data_loss += losses[c]
