@@ -40,12 +40,21 @@ JIT_OPTIONS = {
     "nogil": True,
     "fastmath": FASTMATH_FLAGS,
     "error_model": "numpy",
+    # Numba gives every function an entry point for calls from C as well as the one for calls
+    # from Python; only the kernels that are called by address use it (addressed_kernel)
+    "no_cfunc_wrapper": True,
 }
 
 
 def kernel(function):
     """Compile a serial loop kernel."""
     return numba.njit(**JIT_OPTIONS)(function)
+
+
+def addressed_kernel(function):
+    """Compile a serial kernel that other kernels call by the address of its machine code
+    (tile_plumbing.KernelAddress): with the entry point for calls from C, which that takes."""
+    return numba.njit(**{**JIT_OPTIONS, "no_cfunc_wrapper": False})(function)
 
 
 def parallel_kernel(function):

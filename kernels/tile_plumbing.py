@@ -30,6 +30,7 @@ class KernelAddress(types.WrapperAddressProtocol):
     Measured on the one-hidden-layer kernels this path replaced, a fresh cache each time:
     compiling what the default training run needs took 30-32 s with the tile kernels compiled
     into the loops and 19-22 s with them passed this way, and the 784-10-10 epoch ran as fast.
+    The kernel must be an addressed_kernel (jit.py), which has the entry point for C calls.
 
     `signature` gives the types of the arguments the caller passes, exactly (Numba's
     first-class function types). Called from Python, as it is when NUMBA_DISABLE_JIT=1, it runs
@@ -52,7 +53,10 @@ class KernelAddress(types.WrapperAddressProtocol):
     def __wrapper_address__(self) -> int:  # pragma: no cover
         compiled = self.compile()
         name = compiled.fndesc.llvm_cfunc_wrapper_name  # its entry point for C-style calls
-        return compiled.library.get_pointer_to_function(name)
+        address = compiled.library.get_pointer_to_function(name)
+        if not address:  # a call through address 0 would end the process
+            raise TypeError(f"{self.kernel.__name__} is not an addressed_kernel (jit.py)")
+        return address
 
     def __call__(self, *arguments):
         return self.kernel(*arguments)

@@ -17,7 +17,7 @@ chunk_gradient and update_block reach parallel_epoch as the addresses of their m
 import numpy as np
 from numba import prange
 
-from .jit import inlined_kernel, kernel, parallel_kernel
+from .jit import addressed_kernel, inlined_kernel, kernel, parallel_kernel
 from .network import update, weights_view
 from .optimizers import l2_backward, l2_penalty
 from .tile_math import TILE, output_tile, scratch_size, tile_forward, tile_step, tile_view
@@ -40,7 +40,7 @@ def chunk_bounds(m, chunks, c):
     return 4 * (c * groups // chunks), min(m, 4 * ((c + 1) * groups // chunks))
 
 
-@kernel
+@addressed_kernel
 def chunk_gradient(
     dtheta, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor
 ):  # fmt: skip
@@ -59,7 +59,7 @@ def chunk_gradient(
     return loss_sum, correct
 
 
-@kernel
+@addressed_kernel
 def update_block(
     theta, state1, state2, dtheta, partial, chunks, m, sizes,
     optimizer, learning_rate, weight_decay, beta1, beta2, eps, step, a, b,
