@@ -32,13 +32,16 @@ float32) stay in the core's cache while every sample of the tile passes them.
 Images: A0, the tile's inputs, is gathered from the rows order[first:first + count] of X and
 scaled as it is read (gather_tile), so X can stay uint8 pixels (divided by 255) or be floats
 (divided by 1: used as given).
+
+tile_forward, (1) and (2) for every layer, serves training and prediction as one compiled
+function, which tile_step receives by its address (tile_plumbing.KernelAddress says why).
 """
 
 import math
 
 from .activations import sigmoid
 from .codes import CROSS_ENTROPY
-from .jit import inlined_kernel, kernel
+from .jit import addressed_kernel, inlined_kernel, kernel
 from .network import bias_view, hidden_backward, hidden_forward, weights_view
 
 TILE = 64  # samples a tile holds: 64 × 784 inputs, 200 KB in float32, stay in the core's cache
@@ -316,17 +319,18 @@ def tile_view(scratch, offset, count, units):
     return scratch[offset : offset + count * units].reshape((count, units))
 
 
-@inlined_kernel
-def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor):
-    """(1), (2) for every layer, for the samples order[first:first + count]; the top layer's
-    logits Z[L] are left in its block of the scratch. Returns that block's offset.
+@addressed_kernel
+def tile_forward(scratch, theta, count, sizes, hidden):
+    """(1), (2) for every layer, for the `count` samples whose inputs A0 gather_tile has put at
+    the start of the scratch; the top layer's logits Z[L] are left in its block of the scratch.
+    Returns that block's offset. Training (tile_step) and prediction (forward_tiles) call it by
+    the address of its machine code, so that both run one compiled copy of it.
 
     Scratch layout: A0 (TILE, n_in), then A[l] (TILE, sizes[l]) for l = 1..L; Z[l] is computed
     into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l].
     tile_step puts its dZ and dA buffers, dZᵀ and the sums after them."""
     n_layers = sizes.size - 1
     A_prev = tile_view(scratch, 0, count, sizes[0])
-    gather_tile(A_prev, X, order, first, divisor)
     offset = TILE * sizes[0]
     for l in range(1, n_layers + 1):
         A = tile_view(scratch, offset, count, sizes[l])
@@ -340,16 +344,18 @@ def tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor)
 
 @inlined_kernel
 def tile_step(
-    dtheta, scratch, theta, X, labels, order, first, count, sizes, hidden, loss, divisor, overwrite
-):
+    dtheta, scratch, theta, X, labels, order, first, count, sizes, hidden, loss, divisor, overwrite,
+    tile_forward,
+):  # fmt: skip
     """Equals network.forward, batch_loss × count, count_correct and backward for the samples
     order[first:first + count], with the gradients added to dθ (or written over it, if
     `overwrite`) before their division by m and without L2 (12), which the update adds.
-    Returns (Σ loss, correct)."""
+    Returns (Σ loss, correct). `tile_forward` is the kernel above, passed by its address."""
     # theta, dtheta (p,) laid out as network.py says; scratch (scratch_size(sizes),)
     n_layers = sizes.size - 1
     k = sizes[n_layers]
-    top = tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor)
+    gather_tile(tile_view(scratch, 0, count, sizes[0]), X, order, first, divisor)
+    top = tile_forward(scratch, theta, count, sizes, hidden)
     Z_top = tile_view(scratch, top, count, k)
     correct = count_correct_tile(Z_top, labels, order, first)
     # the two buffers dZ and dA take turns, after every activation

@@ -10,8 +10,9 @@ sums the rows in chunk order, divides by m, adds (12) and updates θ, each itera
 it owns. So 1 thread and 2 threads add the same numbers in the same order and give
 bit-identical weights.
 
-chunk_gradient and update_block reach parallel_epoch as the addresses of their machine code
-(tile_plumbing.KernelAddress says why), so they arrive as arguments.
+chunk_gradient, update_block and tile_math.tile_forward reach parallel_epoch (and tile_forward
+forward_tiles) as the addresses of their machine code (tile_plumbing.KernelAddress says why),
+so they arrive as arguments.
 """
 
 import numpy as np
@@ -20,7 +21,7 @@ from numba import prange
 from .jit import addressed_kernel, inlined_kernel, kernel, parallel_kernel
 from .network import update, weights_view
 from .optimizers import l2_backward, l2_penalty
-from .tile_math import TILE, output_tile, scratch_size, tile_forward, tile_step, tile_view
+from .tile_math import TILE, gather_tile, output_tile, scratch_size, tile_step, tile_view
 
 CHUNK = 48  # samples a parallel piece of a batch takes at least: a batch of 100 is 2 pieces
 MAX_CHUNKS = 8  # and at most this many pieces: enough to balance 2-8 threads
@@ -42,7 +43,8 @@ def chunk_bounds(m, chunks, c):
 
 @addressed_kernel
 def chunk_gradient(
-    dtheta, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor
+    dtheta, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor,
+    tile_forward,
 ):  # fmt: skip
     """dθ summed over samples order[first:last], (8) and (9) before their division by m, a
     tile at a time. Returns (Σ loss, correct). A chunk holds a tile at least (chunk_count)."""
@@ -53,6 +55,7 @@ def chunk_gradient(
         tile_loss, tile_correct = tile_step(
             dtheta, scratch, theta, X, labels, order, tile_first, count, sizes, hidden, loss,
             divisor, tile_first == first,  # the first tile writes dθ, the others add to it
+            tile_forward,
         )  # fmt: skip
         loss_sum += tile_loss
         correct += tile_correct
@@ -94,7 +97,7 @@ def update_block(
 def parallel_epoch(
     theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
     learning_rate, weight_decay, beta1, beta2, eps, step, batch_size, divisor,
-    chunk_gradient, update_block,
+    chunk_gradient, update_block, tile_forward,
 ):  # fmt: skip
     """network.train_epoch's loop over the steps, X divided by `divisor` as it is read (255 for
     uint8 pixels, 1 for floats). Each step runs its parallel loop twice: over the chunks, every
@@ -131,7 +134,7 @@ def parallel_epoch(
                     first, last = chunk_bounds(m, chunks, c)
                     losses[c], corrects[c] = chunk_gradient(
                         partial[c], scratch[c], theta, X, labels, order, start + first,
-                        start + last, sizes, hidden, loss, divisor,
+                        start + last, sizes, hidden, loss, divisor, tile_forward,
                     )  # fmt: skip
                 else:  # iteration `task` owns θ[a:b] and its state
                     a = task * BLOCK
@@ -149,18 +152,18 @@ def parallel_epoch(
 
 
 @kernel
-def forward_tiles(outputs, theta, X, sizes, hidden, loss, divisor):
+def forward_tiles(outputs, theta, X, order, sizes, hidden, loss, divisor, tile_forward):
     """Equals network.predict: the top layer's A for every row of X, a tile at a time.
 
     One thread: it runs once an epoch on the dev set, and a parallel loop here would cost more
     seconds of compiling, the first time, than it saves.
     """
-    # X (N, n_in) -> outputs (N, k): the top layer's A, samples as rows
+    # X (N, n_in), order = 0..N-1 -> outputs (N, k): the top layer's A, samples as rows
     n_samples = X.shape[0]
     k = sizes[sizes.size - 1]
     scratch = np.empty(scratch_size(sizes), theta.dtype)
-    order = np.arange(n_samples)  # the tile kernels read rows X[order[s]]: here in turn
     for first in range(0, n_samples, TILE):
         count = min(TILE, n_samples - first)
-        top = tile_forward(scratch, theta, X, order, first, count, sizes, hidden, divisor)
+        gather_tile(tile_view(scratch, 0, count, sizes[0]), X, order, first, divisor)
+        top = tile_forward(scratch, theta, count, sizes, hidden)
         output_tile(outputs[first : first + count], tile_view(scratch, top, count, k), loss)

@@ -42,6 +42,7 @@ if sys.argv[5] == "train":  # then an epoch of training: it must find its kernel
 dispatchers = {
     "chunk_gradient": tile_threads.chunk_gradient, "update_block": tile_threads.update_block,
     "parallel_epoch": tile_threads.parallel_epoch, "forward_tiles": tile_threads.forward_tiles,
+    "tile_forward": tile_math.tile_forward,
     "dense_tile_forward": tile_math.dense_tile_forward, "tile_step": tile_math.tile_step,
 }
 print(json.dumps({
@@ -65,7 +66,7 @@ def compile_in_new_process(cache_home: Path, *network: str) -> dict:
 
 def test_one_compile_serves_every_depth_and_a_second_process_loads_it(tmp_path) -> None:
     cold = compile_in_new_process(tmp_path, "784-10-10", "relu", "cross-entropy", "adam", "")
-    called = ("chunk_gradient", "update_block", "parallel_epoch", "forward_tiles")
+    called = ("chunk_gradient", "update_block", "parallel_epoch", "forward_tiles", "tile_forward")
     assert all(cold["misses"][name] == 1 for name in called), cold
     # Another process, three hidden layers, another activation, loss and optimizer, and an
     # epoch of training: the same compiled kernels, loaded, and nothing compiled.
@@ -73,7 +74,8 @@ def test_one_compile_serves_every_depth_and_a_second_process_loads_it(tmp_path) 
     assert not any(warm["misses"].values()), warm
     assert all(warm["hits"][name] == 1 for name in called), warm
     # one signature each for the kernels training calls; the tile kernels come compiled inside
-    # chunk_gradient and forward_tiles, so their own dispatchers hold none
+    # them (dense_tile_forward inside tile_forward, tile_step inside chunk_gradient), so their
+    # own dispatchers hold none
     assert all(warm["signatures"][name] == 1 for name in called), warm
     assert warm["signatures"]["dense_tile_forward"] == warm["signatures"]["tile_step"] == 0
 
