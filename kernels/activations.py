@@ -16,10 +16,10 @@ Argument order everywhere: outputs first, then inputs.
 
 import math
 
-from .jit import kernel
+from .jit import inlined_kernel, kernel
 
 
-@kernel
+@inlined_kernel
 def relu_forward(A, Z):
     """(2) A = max(0, Z)."""
     # Z (n, m) -> A (n, m)
@@ -30,7 +30,7 @@ def relu_forward(A, Z):
             A[i, s] = 0 if z <= 0 else z  # written so that NaN stays NaN
 
 
-@kernel
+@inlined_kernel
 def relu_backward(dZ, dA, Z):
     """(11) dZ = dA ⊙ [Z > 0]."""
     # dA (n, m), Z (n, m) -> dZ (n, m)
@@ -53,7 +53,7 @@ def sigmoid(z):
     return e / (1 + e)
 
 
-@kernel
+@inlined_kernel
 def sigmoid_forward(A, Z):
     """(2) A = 1 / (1 + e^(−Z))."""
     # Z (n, m) -> A (n, m)
@@ -63,7 +63,7 @@ def sigmoid_forward(A, Z):
             A[i, s] = sigmoid(Z[i, s])
 
 
-@kernel
+@inlined_kernel
 def sigmoid_backward(dZ, dA, A):
     """(11) dZ = dA ⊙ A ⊙ (1 − A)."""
     # dA (n, m), A (n, m) -> dZ (n, m)
@@ -75,7 +75,7 @@ def sigmoid_backward(dZ, dA, A):
             dZ[i, s] = dA[i, s] * a * (1 - a)
 
 
-@kernel
+@inlined_kernel
 def tanh_forward(A, Z):
     """(2) A = tanh(Z)."""
     # Z (n, m) -> A (n, m)
@@ -85,7 +85,7 @@ def tanh_forward(A, Z):
             A[i, s] = math.tanh(Z[i, s])
 
 
-@kernel
+@inlined_kernel
 def tanh_backward(dZ, dA, A):
     """(11) dZ = dA ⊙ (1 − A²)."""
     # dA (n, m), A (n, m) -> dZ (n, m)

@@ -28,7 +28,7 @@ from .activations import (
 )
 from .codes import CROSS_ENTROPY, MOMENTUM, RELU, SGD, SIGMOID
 from .dense import dense_backward, dense_backward_input, dense_forward
-from .jit import kernel
+from .jit import inlined_kernel, kernel
 from .optimizers import adam_update, l2_backward, l2_penalty, momentum_update, sgd_update
 from .output import cross_entropy_loss, mse_loss, output_error, softmax_forward
 
@@ -158,7 +158,7 @@ def backward(dtheta, dZs, dAs, theta, A0, Y, Zs, As, sizes, hidden, loss, weight
             hidden_backward(dZ_prev, dA_prev, Z_prev, A_prev, hidden)  # (11)
 
 
-@kernel
+@inlined_kernel
 def update(theta, state1, state2, dtheta, optimizer, learning_rate, beta1, beta2, eps, step):
     """(13), (14) or (15) on the whole flat θ."""
     if optimizer == SGD:

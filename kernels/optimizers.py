@@ -15,7 +15,7 @@ Argument order everywhere: outputs (updated in place) first, then inputs. Scalar
 
 import math
 
-from .jit import kernel
+from .jit import inlined_kernel, kernel
 
 
 @kernel
@@ -28,7 +28,7 @@ def l2_penalty(W, weight_decay):
     return 0.5 * weight_decay * total
 
 
-@kernel
+@inlined_kernel
 def l2_backward(dW, W, weight_decay):
     """(12) dW = dW + λ·W."""
     # dW (p_w,), W (p_w,): one layer's weights as a flat slice
@@ -37,7 +37,7 @@ def l2_backward(dW, W, weight_decay):
         dW[i] += decay * W[i]
 
 
-@kernel
+@inlined_kernel
 def sgd_update(theta, dtheta, learning_rate):
     """(13) θ = θ − α·dθ."""
     # theta (p,), dtheta (p,)
@@ -46,7 +46,7 @@ def sgd_update(theta, dtheta, learning_rate):
         theta[i] -= alpha * dtheta[i]
 
 
-@kernel
+@inlined_kernel
 def momentum_update(theta, velocity, dtheta, learning_rate, beta):
     """(14) v = β·v + dθ, θ = θ − α·v."""
     # theta (p,), velocity (p,), dtheta (p,)
@@ -56,7 +56,7 @@ def momentum_update(theta, velocity, dtheta, learning_rate, beta):
         theta[i] -= alpha * velocity[i]
 
 
-@kernel
+@inlined_kernel
 def adam_update(theta, moment1, moment2, dtheta, learning_rate, beta1, beta2, epsilon, step):
     """(15) Adam with bias correction; `step` is t, counted from 1."""
     # theta (p,), moment1 (p,), moment2 (p,), dtheta (p,)
