@@ -71,13 +71,13 @@ def inlined_kernel(function):
 
     For kernels that only cut views, do a little index arithmetic or pass arrays on to other
     kernels, and for a kernel that the tiled path calls from one place (an activation inside
-    network.hidden_forward or hidden_backward, an optimizer inside network.update, update
-    inside update_block). Numba turns every kernel it compiles into machine code of its own and
-    then once more inside each kernel that calls it; for these that is compile time spent for
-    nothing (measured on the one-hidden-layer kernels the tiled path replaced, for chunk_count
-    and chunk_bounds: 8.9 against 9.8 s, medians of three cold starts of `python -m
-    fastnn.train`; for the activations, the optimizers and update, 0.7 s less). Not for kernels
-    that the big kernels call in many places: inlining the views there made compiling slower
-    (9.6 s).
+    network.hidden_forward or hidden_backward, an optimizer inside network.update, update and
+    l2_backward inside update_block). Numba turns every kernel it compiles into machine code of
+    its own and then once more inside each kernel that calls it; for these that is compile time
+    spent for nothing (measured on the one-hidden-layer kernels the tiled path replaced, for
+    chunk_count and chunk_bounds: 8.9 against 9.8 s, medians of three cold starts of `python -m
+    fastnn.train`; for the activations, the optimizers and update, 0.5-1 s less). Not for
+    kernels that the big kernels call in many places: inlining the views there made compiling
+    slower (9.6 s).
     """
     return numba.njit(inline="always", **JIT_OPTIONS)(function)

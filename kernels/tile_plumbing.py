@@ -32,7 +32,7 @@ class KernelAddress(types.WrapperAddressProtocol):
     compiling what the default training run needs took 30-32 s with the tile kernels compiled
     into the loops and 19-22 s with them passed this way, and the 784-10-10 epoch ran as fast.
     So, too, a kernel that two kernels call is compiled once, not into each: tile_forward,
-    called by chunk_gradient and by forward_tiles (predict compiled in 0.55 s instead of 1.2 s).
+    called by chunk_gradient and by forward_tiles (predict compiled in 0.6 s instead of 1.2 s).
     The kernel must be an addressed_kernel (jit.py), which has the entry point for C calls.
 
     `signature` gives the types of the arguments the caller passes, exactly (Numba's
