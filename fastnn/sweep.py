@@ -414,10 +414,6 @@ class Runner:
     def stop(self) -> None:
         """Stop at once (Ctrl-C): whatever is running is dropped."""
 
-    def spare_core(self) -> bool:
-        """Whether a core of this machine is idle now: then this process may use it."""
-        return False
-
 
 class SerialRunner(Runner):
     """In this process, one after another."""
@@ -425,9 +421,6 @@ class SerialRunner(Runner):
     def __init__(self, data: SweepData) -> None:
         self.data = data
         self.where = "in this process, one at a time"
-
-    def spare_core(self):
-        return core_count() > 1
 
     def run(self, todo, tick):
         for configuration in todo:
@@ -578,9 +571,6 @@ class LocalRunner(Runner):
                         self.on_lost(configuration)
         finally:
             self.stop(wait=False)
-
-    def spare_core(self):
-        return len(self.pool) < core_count()
 
     def dismiss(self, worker: Worker) -> None:
         """Tell an idle worker to end; stop() waits for it."""
@@ -1091,6 +1081,9 @@ def run_sweep(
 ) -> int:  # fmt: skip
     """main's work once the workers are starting: read the data, run what is not finished
     yet, report."""
+    # matplotlib takes 0.3 s to import: meanwhile, in this thread, the data is read and
+    # the first configurations train (the kernels release the GIL)
+    threading.Thread(target=import_matplotlib, daemon=True).start()
     swept = swept_settings(grid)
     out: Path = args.out
     dataset: Dataset = resolve_data(args.data)
@@ -1124,15 +1117,7 @@ def run_sweep(
             runner = make_runner(args, data, len(todo), progress, local)
             progress.runner = runner
             print(f"running {runner.where}", flush=True)
-            # matplotlib takes 0.3 s to import: on a core no configuration needs, it costs none
-            importing = threading.Thread(target=import_matplotlib, daemon=True)
-
-            def tick() -> None:
-                progress.tick()
-                if importing.ident is None and runner.spare_core():
-                    importing.start()
-
-            for configuration, outcome in runner.run(todo, tick):
+            for configuration, outcome in runner.run(todo, progress.tick):
                 row = save_finished(out, configuration, outcome)
                 if outcome.get("lost"):
                     unsaved.add(configuration.id)
