@@ -471,7 +471,7 @@ class LocalRunner(Runner):
     def start(self) -> None:
         """Start the workers now: they import, warm up and wait while the data is read."""
         while len(self.pool) < self.workers:
-            self.pool.append(self.start_worker())
+            self.start_worker()
 
     def provide(self, data: SweepData) -> None:
         """The images, to every worker started without them, all at once: each is waiting for
@@ -499,7 +499,9 @@ class LocalRunner(Runner):
         except OSError:
             pass  # it died: the run loop sees it and starts another
 
-    def start_worker(self) -> Worker:
+    def start_worker(self) -> None:
+        """Start a worker and add it to the pool, before sending it the images: a Ctrl-C during
+        the send (it waits until the worker has loaded its kernels) must find it there to stop."""
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")
@@ -511,9 +513,9 @@ class LocalRunner(Runner):
             process.start()
         theirs.close()
         worker = Worker(process, ours)
+        self.pool.append(worker)
         if self.data is not None:
             self.send_data(worker)
-        return worker
 
     def run(self, todo, tick):
         from multiprocessing.connection import wait as wait_for
@@ -525,7 +527,7 @@ class LocalRunner(Runner):
             while queue or any(worker.configuration for worker in self.pool):
                 busy = sum(worker.configuration is not None for worker in self.pool)
                 while len(self.pool) < min(self.workers, busy + len(queue)):
-                    self.pool.append(self.start_worker())
+                    self.start_worker()
                 for worker in self.pool:
                     if worker.configuration is None and queue:
                         worker.configuration = queue.pop(0)
