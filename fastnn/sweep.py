@@ -385,15 +385,25 @@ def sigint_blocked() -> Iterator[None]:
     """Start worker processes with Ctrl-C blocked from their first instruction (a new program
     keeps the signal mask): Ctrl-C reaches every process of the terminal, and the sweep stops
     its workers itself, without a traceback from each. In this process a Ctrl-C pressed
-    meanwhile waits, and arrives when the block ends."""
+    meanwhile waits, and arrives when the block ends.
+
+    The mask alone is not enough here: a Ctrl-C that reached Python just before it is raised
+    at Python's next check, which may fall inside the start, between launching the worker and
+    sending it what it runs (the worker then dies with a traceback). So the Python handler too
+    only notes a Ctrl-C meanwhile, and it is raised again once the start is done."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
+    pressed: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, handler)
+        if pressed:
+            signal.raise_signal(signal.SIGINT)
 
 
 # ---- where configurations run ----------------------------------------------------------------
@@ -438,6 +448,7 @@ class Worker:
     process: object
     connection: object
     configuration: Configuration | None = None
+    fed: bool = False  # it has been sent the images, whole
 
 
 class LocalRunner(Runner):
@@ -478,7 +489,10 @@ class LocalRunner(Runner):
         them, or soon will be, once its kernels are loaded."""
         self.data = data
         self.payload()  # before the threads, which share it
-        senders = [threading.Thread(target=self.send_data, args=(w,)) for w in self.pool]
+        senders = [
+            threading.Thread(target=self.send_data, args=(worker,), daemon=True)
+            for worker in self.pool
+        ]
         for sender in senders:
             sender.start()
         for sender in senders:
@@ -498,6 +512,8 @@ class LocalRunner(Runner):
             worker.connection.send_bytes(self.payload())
         except OSError:
             pass  # it died: the run loop sees it and starts another
+        else:
+            worker.fed = True
 
     def start_worker(self) -> None:
         """Start a worker and add it to the pool, before sending it the images: a Ctrl-C during
@@ -586,7 +602,9 @@ class LocalRunner(Runner):
         wait until they have ended (a Numba process takes a few tenths of a second to exit: the
         sweep writes its results and figures meanwhile)."""
         for worker in list(self.pool):
-            if worker.configuration is None and worker.process.is_alive():
+            # One not sent the images whole (Ctrl-C during the send) is killed: a None after
+            # part of them would be no message it could read
+            if worker.configuration is None and worker.fed and worker.process.is_alive():
                 self.dismiss(worker)
             else:
                 worker.process.kill()
