@@ -40,6 +40,7 @@ from typing import BinaryIO
 import numpy as np
 
 from fastnn.errors import FastnnError
+from fastnn.model import atomic_write
 
 __all__ = [
     "MIRRORS",
@@ -241,13 +242,7 @@ def _unpacked(path: str | os.PathLike[str], compressed: memoryview) -> bytes | m
     content = _gunzip(path, compressed)
     with suppress(OSError):
         kept.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=kept.parent, prefix=f".{kept.name}.")
-        try:
-            with os.fdopen(handle, "wb") as temp_file:
-                temp_file.write(content)
-            os.replace(temp_name, kept)
-        finally:
-            Path(temp_name).unlink(missing_ok=True)
+        atomic_write(kept, lambda file: file.write(content))
     return content
 
 

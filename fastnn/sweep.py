@@ -472,12 +472,23 @@ class LocalRunner(Runner):
         workers can import it by name); `warm` is a configuration whose kernels the workers
         load as they start. Without `data` yet, start() starts the workers and provide()
         sends it when it is there."""
-        self.data, self.workers, self.on_lost, self.task = data, workers, on_lost, task
-        self.warm = warm
-        self.where = f"in {workers} worker processes, one Numba thread each"
+        self.workers, self.on_lost, self.task, self.warm = workers, on_lost, task, warm
         self.pool: list[Worker] = []
         self.leaving: list[Worker] = []  # told to end, not yet joined
-        self.pickled: tuple[SweepData, memoryview] | None = None
+        self.payload: memoryview | None = None  # the images, pickled once for every worker
+        if data is not None:
+            self.set_data(data)
+
+    @property
+    def where(self) -> str:
+        return f"in {self.workers} worker processes, one Numba thread each"
+
+    def set_data(self, data: SweepData) -> None:
+        """Pickle the images as Connection.send would (55 MB for MNIST), once for all workers:
+        the worker's Connection.recv unpickles them."""
+        from multiprocessing.reduction import ForkingPickler
+
+        self.payload = ForkingPickler.dumps(data)
 
     def start(self) -> None:
         """Start the workers now: they import, warm up and wait while the data is read."""
@@ -487,8 +498,7 @@ class LocalRunner(Runner):
     def provide(self, data: SweepData) -> None:
         """The images, to every worker started without them, all at once: each is waiting for
         them, or soon will be, once its kernels are loaded."""
-        self.data = data
-        self.payload()  # before the threads, which share it
+        self.set_data(data)
         senders = [
             threading.Thread(target=self.send_data, args=(worker,), daemon=True)
             for worker in self.pool
@@ -498,18 +508,9 @@ class LocalRunner(Runner):
         for sender in senders:
             sender.join()
 
-    def payload(self) -> memoryview:
-        """The images pickled, once for all workers (55 MB for MNIST), as Connection.send
-        would pickle them: the worker's Connection.recv unpickles them."""
-        if self.pickled is None or self.pickled[0] is not self.data:
-            from multiprocessing.reduction import ForkingPickler
-
-            self.pickled = (self.data, ForkingPickler.dumps(self.data))
-        return self.pickled[1]
-
     def send_data(self, worker: Worker) -> None:
         try:
-            worker.connection.send_bytes(self.payload())
+            worker.connection.send_bytes(self.payload)
         except OSError:
             pass  # it died: the run loop sees it and starts another
         else:
@@ -530,7 +531,7 @@ class LocalRunner(Runner):
         theirs.close()
         worker = Worker(process, ours)
         self.pool.append(worker)
-        if self.data is not None:
+        if self.payload is not None:
             self.send_data(worker)
 
     def run(self, todo, tick):
@@ -1065,7 +1066,6 @@ def make_runner(
 
         local.on_lost = on_lost
         local.workers = min(local.workers, n_todo)
-        local.where = f"in {local.workers} worker processes, one Numba thread each"
         local.provide(data)
         return local
     if local is not None:
@@ -1167,14 +1167,14 @@ def run_sweep(
             runner.close()
         if local is not None:
             local.stop(wait=False)  # started early, and not needed (nothing left to run) or done
-    seconds = time.perf_counter() - started
-    report(out, rows, unsaved, todo, swept, grid, args.top, seconds)
+    elapsed = time.perf_counter() - started
+    report(out, rows, unsaved, todo, swept, grid, args.top, elapsed)
     return 0
 
 
 def report(
     out: Path, rows: dict, unsaved: set[str], todo: list[Configuration], swept: list[str],
-    grid: dict[str, list], top: int, seconds: float,
+    grid: dict[str, list], top: int, elapsed: float,
 ) -> None:  # fmt: skip
     """The end of a sweep: results.csv and .json, the best model, the table and the figures."""
     all_rows = list(rows.values())
@@ -1188,7 +1188,7 @@ def report(
     failed = sum(row["status"] != "ok" for row in all_rows)
     if todo:
         print(
-            f"ran {len(todo)} configurations in {seconds:.1f} s"
+            f"ran {len(todo)} configurations in {elapsed:.1f} s"
             + (f"; {failed} failed" if failed else "")
         )
     if unsaved:
