@@ -51,7 +51,7 @@ from .data import Dataset, resolve_data
 from .errors import FastnnError
 from .model import Network, atomic_write, save_model
 from .sweep_figures import import_matplotlib, write_figures
-from .training import TrainConfig
+from .training import TrainConfig, ctrl_c_deferred
 
 PROG = "python -m fastnn.sweep"
 # The module, not the function fastnn.train (the Python API) that the package exports.
@@ -394,16 +394,12 @@ def sigint_blocked() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    pressed: list[int] = []
-    handler = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-        signal.signal(signal.SIGINT, handler)
-        if pressed:
-            signal.raise_signal(signal.SIGINT)
+    with ctrl_c_deferred():
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # ---- where configurations run ----------------------------------------------------------------

@@ -7,6 +7,7 @@ the same samples in the same order and can be compared number for number.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -86,7 +87,8 @@ def numba_train_epoch(
     uint8 pixels or floats."""
     from .kernels import tile_plumbing  # Numba loads with the first network that trains on it
 
-    return tile_plumbing.train_epoch(theta, state1, state2, X, labels, order, sizes, *settings)
+    with ctrl_c_deferred():
+        return tile_plumbing.train_epoch(theta, state1, state2, X, labels, order, sizes, *settings)
 
 
 def numba_predict(
@@ -95,7 +97,35 @@ def numba_predict(
     """network.predict on the tiled kernels, any depth."""
     from .kernels import tile_plumbing
 
-    return tile_plumbing.predict(outputs, theta, X, sizes, *settings)
+    with ctrl_c_deferred():
+        return tile_plumbing.predict(outputs, theta, X, sizes, *settings)
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) back until the body is done, then raise it there.
+
+    Numba hands the kernels passed by address (tile_plumbing.KernelAddress) to compiled code
+    through calls into Python that do not survive a KeyboardInterrupt raised inside them: it
+    came out as "TypeError: _get_wrapper_address() missing 1 required positional argument",
+    a traceback instead of a clean stop. Nothing is lost by waiting: Python handles a signal
+    only between its own steps, never while a kernel runs. Only the main thread receives
+    signals; elsewhere, when Ctrl-C is ignored, or under a handler installed outside Python, the
+    body just runs.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or handler in (None, signal.SIG_IGN):
+        yield
+        return
+    pressed: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        if pressed:
+            signal.raise_signal(signal.SIGINT)
 
 
 def backend_functions(name: str) -> SimpleNamespace:

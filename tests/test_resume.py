@@ -224,6 +224,25 @@ def test_ctrl_c_hint_works_as_printed(small, tmp_path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_a_ctrl_c_during_a_kernel_call_is_raised_when_the_call_is_done(small, monkeypatch) -> None:
+    """Not inside Numba's passing of the kernels by address, where it became a TypeError."""
+    from fastnn.kernels import tile_plumbing
+
+    images, labels = fastnn.load_mnist(small)[:2]
+    real_epoch = tile_plumbing.train_epoch
+    finished = []
+
+    def interrupted_epoch(*arguments):
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C as the call starts
+        finished.append(real_epoch(*arguments))
+        return finished[-1]
+
+    monkeypatch.setattr(tile_plumbing, "train_epoch", interrupted_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fastnn.train(images, labels, epochs=2, dev_size=DEV, threads=1)
+    assert len(finished) == 1  # the first epoch ran to its end, then the Ctrl-C was raised
+
+
 def test_ctrl_c_just_after_a_checkpoint_is_renamed_into_place(small, tmp_path, capsys,
                                                                monkeypatch):  # fmt: skip
     """Ctrl-C arriving in the instant after os.replace, simulated in this process."""
