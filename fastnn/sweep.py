@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import hashlib
 import importlib
 import io
@@ -359,9 +360,18 @@ def warm_up(settings: dict) -> None:
 def worker_main(connection, task: Callable[[dict], dict], warm: dict | None) -> None:
     """A local worker process: warm the kernels up for `warm`, receive the images (once), then
     train each configuration the sweep sends until it sends None. Ctrl-C is left to the sweep,
-    which stops its workers itself."""
-    global _worker_data
+    which stops its workers itself. Like a command, a worker runs without SciPy and exits
+    without Python's last garbage collections (cli.without_scipy, cli.quick_exit)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cli.without_scipy()
+    try:
+        serve(connection, task, warm)
+    finally:
+        gc.freeze()
+
+
+def serve(connection, task: Callable[[dict], dict], warm: dict | None) -> None:
+    global _worker_data
     if warm is not None:
         warm_up(warm)
     try:
@@ -596,8 +606,7 @@ class LocalRunner(Runner):
 
     def stop(self, wait: bool = True):
         """End every worker: idle ones when told, busy ones (Ctrl-C) at once. With `wait`, also
-        wait until they have ended (a Numba process takes a few tenths of a second to exit: the
-        sweep writes its results and figures meanwhile)."""
+        wait until they have ended (the sweep writes its results and figures meanwhile)."""
         for worker in list(self.pool):
             # One not sent the images whole (Ctrl-C during the send) is killed: a None after
             # part of them would be no message it could read

@@ -202,6 +202,21 @@ def test_bad_input_through_python_dash_m(random_folder) -> None:
     assert_one_line_error(done.stderr, "--dev-size")
 
 
+def test_a_command_exits_with_its_status_after_what_runs_at_exit() -> None:
+    """cli.quick_exit skips only Python's last garbage collections: atexit handlers still run,
+    and what a command wrote without a newline still reaches stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import atexit\n"
+         "from fastnn import cli\n"
+         "atexit.register(lambda: print('at exit'))\n"
+         "cli.run('test', lambda: print('done', end=' ') or 3)\n"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "done at exit\n"
+
+
 @pytest.mark.parametrize("zero", ["0.00", "0e0"])
 def test_l2_accepts_any_spelling_of_zero(zero, small, capsys) -> None:
     status, _, err = train(small_run(small, "--epochs", 1, "--l2", zero), capsys)

@@ -72,6 +72,33 @@ def test_numba_loads_with_the_first_training_not_with_import() -> None:
     assert done.stdout.split() == ["False", "True"]
 
 
+SCIPY_AFTER_TRAINING = (
+    "import sys, numpy as np, fastnn\n"
+    "from fastnn import cli\n"
+    "def main():\n"
+    "    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2\n"
+    "    fastnn.train(X, y, epochs=1, dev_size=0, batch_size=10, threads=1)\n"
+    "    print('numba' in sys.modules, type(sys.modules.get('scipy')).__name__)\n"
+    "    return 0\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("how", "scipy"), [("cli.run('test', main)", "NoneType"), ("main()", "module")]
+)
+def test_a_command_trains_without_scipy_a_session_keeps_it(how, scipy) -> None:
+    """Numba's first compile or cache load imports SciPy, where it is installed, only to look
+    for a BLAS that fastnn's loops never call: a command (cli.run) runs without it; a Python
+    session that imports fastnn, and trains, still has it."""
+    pytest.importorskip("scipy")
+    done = subprocess.run(
+        [sys.executable, "-c", SCIPY_AFTER_TRAINING + how],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", scipy]
+
+
 def test_the_sklearn_module_says_how_to_install_it() -> None:
     done = run_without_extras("import fastnn.sklearn")
     assert done.returncode != 0

@@ -474,6 +474,27 @@ def test_a_worker_with_nothing_left_to_train_ends_at_once() -> None:
     assert runner.leaving == [] and not busy.is_alive()
 
 
+def scipy_and_numba(settings: dict) -> dict:
+    """A worker's task: what its process has loaded once it has warmed up."""
+    return {name: type(sys.modules.get(name)).__name__ for name in ("numba", "scipy")}
+
+
+def test_a_local_worker_loads_numba_without_scipy() -> None:
+    """Like a command (cli.without_scipy): Numba would import SciPy, where it is installed, to
+    look for a BLAS that fastnn's loops never call; 0.25 s of each worker's start."""
+    pytest.importorskip("scipy")
+    args = sweep.build_parser().parse_args(["--out", "unused", "--seed", "0", "1"])
+    configurations = sweep.expand(sweep.grid_from_args(args))
+    no_images = np.zeros((0, 784), np.uint8)
+    data = sweep.SweepData(no_images, np.zeros(0, np.uint8), None, None)
+    runner = sweep.LocalRunner(
+        data, 2, lambda configuration: None, task=scipy_and_numba, warm=configurations[0].settings
+    )
+    outcomes = [outcome for _, outcome in runner.run(configurations, lambda: None)]
+    runner.stop()
+    assert outcomes == [{"numba": "module", "scipy": "NoneType"}] * 2
+
+
 # ---- the display ---------------------------------------------------------------------------
 
 
