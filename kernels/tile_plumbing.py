@@ -109,7 +109,7 @@ def kernel_addresses(theta, state1, state2, X, labels, order, sizes):
         vector, vector, theta, X, labels, order, integer, integer, sizes, integer, integer, real,
         typeof(tile_forward),
     )  # fmt: skip
-    update_signature = types.void(
+    update_signature = real(
         theta, state1, state2, vector, matrix, integer, integer, sizes,
         integer, real, real, real, real, real, integer, integer, integer,
     )  # fmt: skip
