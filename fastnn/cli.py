@@ -1,4 +1,5 @@
-"""What the two commands share: argument checks, one-line errors, exit statuses.
+"""What the commands share: argument checks, one-line errors, exit statuses, and how their
+processes start (without SciPy) and end (without Python's last garbage collections).
 
 Exit statuses: 0 done, 1 training diverged, 2 bad input (flags, files, downloads), 130 stopped
 by Ctrl-C.

@@ -120,7 +120,7 @@ def parallel_epoch(
     corrects = np.empty(chunks_max, np.int64)
     dtheta = np.empty_like(theta)
     blocks = (p + BLOCK - 1) // BLOCK
-    squares = np.zeros(blocks)  # block b's Σ W², for (12)'s loss term
+    block_squares = np.zeros(blocks)  # block b's Σ W², for (12)'s loss term
     total_loss = 0.0
     correct = 0
     steps = 0
@@ -140,16 +140,16 @@ def parallel_epoch(
                         partial[c], scratch[c], theta, X, labels, order, start + first,
                         start + last, sizes, hidden, loss, divisor, tile_forward,
                     )  # fmt: skip
-                else:  # iteration `task` owns θ[a:b] and its state
+                else:  # iteration `task` owns θ[a:b], its state and block_squares[task]
                     a = task * BLOCK
                     b = min(p, a + BLOCK)
-                    squares[task] = update_block(
+                    block_squares[task] = update_block(
                         theta, state1, state2, dtheta, partial, chunks, m, sizes, optimizer,
                         learning_rate, weight_decay, beta1, beta2, eps, step + steps, a, b,
                     )  # fmt: skip
         squares_sum = 0.0  # (12) l2_penalty, on θ before this step's update, block by block
         for task in range(blocks):
-            squares_sum += squares[task]
+            squares_sum += block_squares[task]
         penalty = 0.5 * weight_decay * squares_sum
         data_loss = 0.0
         for c in range(chunks):

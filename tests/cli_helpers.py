@@ -124,7 +124,11 @@ def run_in_process(main, prog: str, argv: list, capsys) -> tuple[int, str, str]:
     """What `python -m` does (cli.run around main) in this process: (status, stdout, stderr).
 
     The Numba thread count is put back afterwards: --threads changes it for the whole process.
+    So is what cli.run does to a command's process as it starts and ends (cli.without_scipy,
+    cli.quick_exit): this one goes on running tests.
     """
+    import gc
+
     import numba
 
     threads = numba.get_num_threads()
@@ -137,6 +141,9 @@ def run_in_process(main, prog: str, argv: list, capsys) -> tuple[int, str, str]:
         raise AssertionError("cli.run returned instead of exiting")
     finally:
         numba.set_num_threads(threads)
+        gc.unfreeze()
+        if "scipy" in sys.modules and sys.modules["scipy"] is None:
+            del sys.modules["scipy"]
     out, err = capsys.readouterr()
     return status, out, err
 

@@ -178,6 +178,17 @@ def test_tiled_epoch_matches_the_per_equation_path(depth, activation, loss, opti
     assert_same_epoch(got, expected, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("batch_size", [7, 100])
+def test_l2_over_several_blocks_of_the_update_matches_the_per_equation_path(batch_size):
+    """(12)'s loss term is summed a block of the update at a time (tile_threads.BLOCK
+    parameters each), and the blocks' sums added in order: here more than one block."""
+    net, X, labels, order = problem((150,), "relu", "cross-entropy", np.float64)
+    assert net.theta.size > tile_threads.BLOCK
+    args = (net, X, labels, order, "adam", batch_size, 0.01, 3)
+    got, expected = epoch(tile_plumbing, *args), epoch(network, *args)
+    assert_same_epoch(got, expected, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [100, N_SAMPLES])
 @pytest.mark.parametrize("depth", DEPTHS)

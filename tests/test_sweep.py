@@ -490,8 +490,10 @@ def test_a_local_worker_loads_numba_without_scipy() -> None:
     runner = sweep.LocalRunner(
         data, 2, lambda configuration: None, task=scipy_and_numba, warm=configurations[0].settings
     )
-    outcomes = [outcome for _, outcome in runner.run(configurations, lambda: None)]
-    runner.stop()
+    try:
+        outcomes = [outcome for _, outcome in runner.run(configurations, lambda: None)]
+    finally:
+        runner.stop()
     assert outcomes == [{"numba": "module", "scipy": "NoneType"}] * 2
 
 
