@@ -656,7 +656,7 @@ class DaskRunner(Runner):
         self.cluster = None
         try:
             if scheduler == "local":
-                from .sweep_dask import IgnoreCtrlC
+                from .sweep_dask import LocalWorkerSetup
 
                 self.cluster = distributed.LocalCluster(
                     n_workers=workers,
@@ -666,7 +666,7 @@ class DaskRunner(Runner):
                     silence_logs=logging.ERROR,
                 )
                 self.client = distributed.Client(self.cluster)
-                self.client.register_plugin(IgnoreCtrlC())
+                self.client.register_plugin(LocalWorkerSetup())
             else:
                 self.client = distributed.Client(scheduler, timeout="10s")
         except (OSError, ValueError, TimeoutError) as error:

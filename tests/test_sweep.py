@@ -475,8 +475,14 @@ def test_a_worker_with_nothing_left_to_train_ends_at_once() -> None:
 
 
 def scipy_and_numba(settings: dict) -> dict:
-    """A worker's task: what its process has loaded once it has warmed up."""
-    return {name: type(sys.modules.get(name)).__name__ for name in ("numba", "scipy")}
+    """A worker's task: whether its process has loaded Numba and SciPy, or blocked SciPy."""
+
+    def state(name: str) -> str:
+        if name not in sys.modules:
+            return "absent"
+        return "blocked" if sys.modules[name] is None else "loaded"
+
+    return {name: state(name) for name in ("numba", "scipy")}
 
 
 def test_a_local_worker_loads_numba_without_scipy() -> None:
@@ -494,7 +500,21 @@ def test_a_local_worker_loads_numba_without_scipy() -> None:
         outcomes = [outcome for _, outcome in runner.run(configurations, lambda: None)]
     finally:
         runner.stop()
-    assert outcomes == [{"numba": "module", "scipy": "NoneType"}] * 2
+    assert outcomes == [{"numba": "loaded", "scipy": "blocked"}] * 2
+
+
+def test_a_local_cluster_worker_runs_without_scipy() -> None:
+    """--scheduler local: the LocalCluster's workers are the sweep's own processes too."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("scipy")
+    no_images = np.zeros((0, 784), np.uint8)
+    data = sweep.SweepData(no_images, np.zeros(0, np.uint8), None, None)
+    runner = sweep.DaskRunner(data, "local", 1, print)
+    try:
+        loaded = runner.client.submit(scipy_and_numba, {}).result(timeout=120)
+    finally:
+        runner.close()
+    assert loaded["scipy"] == "blocked"
 
 
 # ---- the display ---------------------------------------------------------------------------
