@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gc
 import hashlib
 import importlib
 import io
@@ -360,15 +359,10 @@ def warm_up(settings: dict) -> None:
 def worker_main(connection, task: Callable[[dict], dict], warm: dict | None) -> None:
     """A local worker process: warm the kernels up for `warm`, receive the images (once), then
     train each configuration the sweep sends until it sends None. Ctrl-C is left to the sweep,
-    which stops its workers itself. Like a command, a worker runs without SciPy
-    (cli.without_scipy) and, with gc.freeze as cli.quick_exit does, exits without Python's last
-    garbage collections (multiprocessing ends the process itself)."""
+    which stops its workers itself. Like a command, it is a cli.fastnn_process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cli.without_scipy()
-    try:
+    with cli.fastnn_process():
         serve(connection, task, warm)
-    finally:
-        gc.freeze()
 
 
 def serve(connection, task: Callable[[dict], dict], warm: dict | None) -> None:

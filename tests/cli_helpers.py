@@ -124,8 +124,8 @@ def run_in_process(main, prog: str, argv: list, capsys) -> tuple[int, str, str]:
     """What `python -m` does (cli.run around main) in this process: (status, stdout, stderr).
 
     The Numba thread count is put back afterwards: --threads changes it for the whole process.
-    So is what cli.run does to a command's process as it starts and ends (cli.without_scipy,
-    cli.quick_exit): this one goes on running tests.
+    So is what cli.run does to a command's process as it starts and ends
+    (cli.fastnn_process): this one goes on running tests.
     """
     import gc
 

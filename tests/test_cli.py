@@ -203,7 +203,7 @@ def test_bad_input_through_python_dash_m(random_folder) -> None:
 
 
 def test_a_command_exits_with_its_status_after_what_runs_at_exit() -> None:
-    """cli.quick_exit skips only Python's last garbage collections: atexit handlers still run,
+    """cli.fastnn_process skips only Python's last garbage collections: atexit handlers still run,
     and what a command wrote without a newline still reaches stdout."""
     done = subprocess.run(
         [sys.executable, "-c",
