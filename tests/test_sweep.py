@@ -448,6 +448,14 @@ def test_a_configuration_that_kills_its_worker_every_time_is_failed_after_three(
     assert runner.leaving == []
 
 
+def two_seeds_no_images() -> tuple[list, sweep.SweepData]:
+    """Two configurations (seeds 0 and 1) and no images: for workers whose task trains nothing."""
+    args = sweep.build_parser().parse_args(["--out", "unused", "--seed", "0", "1"])
+    no_images = np.zeros((0, 784), np.uint8)
+    data = sweep.SweepData(no_images, np.zeros(0, np.uint8), None, None)
+    return sweep.expand(sweep.grid_from_args(args)), data
+
+
 def slow_on_seed_0(settings: dict) -> dict:
     """A worker's task that takes 4 s on seed 0 and no time on the others."""
     if settings["seed"] == 0:
@@ -457,10 +465,7 @@ def slow_on_seed_0(settings: dict) -> dict:
 
 def test_a_worker_with_nothing_left_to_train_ends_at_once() -> None:
     """Not when the sweep ends: the sweep writes its results and figures meanwhile."""
-    args = sweep.build_parser().parse_args(["--out", "unused", "--seed", "0", "1"])
-    configurations = sweep.expand(sweep.grid_from_args(args))
-    no_images = np.zeros((0, 784), np.uint8)
-    data = sweep.SweepData(no_images, np.zeros(0, np.uint8), None, None)
+    configurations, data = two_seeds_no_images()
     runner = sweep.LocalRunner(data, 2, lambda configuration: None, task=slow_on_seed_0)
     ended_while_seed_0_trained = None
     for _, outcome in runner.run(configurations, lambda: None):
@@ -489,10 +494,7 @@ def test_a_local_worker_loads_numba_without_scipy() -> None:
     """Like a command (cli.without_scipy): Numba would import SciPy, where it is installed, to
     look for a BLAS that fastnn's loops never call; 0.25 s of each worker's start."""
     pytest.importorskip("scipy")
-    args = sweep.build_parser().parse_args(["--out", "unused", "--seed", "0", "1"])
-    configurations = sweep.expand(sweep.grid_from_args(args))
-    no_images = np.zeros((0, 784), np.uint8)
-    data = sweep.SweepData(no_images, np.zeros(0, np.uint8), None, None)
+    configurations, data = two_seeds_no_images()
     runner = sweep.LocalRunner(
         data, 2, lambda configuration: None, task=scipy_and_numba, warm=configurations[0].settings
     )
@@ -507,8 +509,7 @@ def test_a_local_cluster_worker_runs_without_scipy() -> None:
     """--scheduler local: the LocalCluster's workers are the sweep's own processes too."""
     pytest.importorskip("distributed")
     pytest.importorskip("scipy")
-    no_images = np.zeros((0, 784), np.uint8)
-    data = sweep.SweepData(no_images, np.zeros(0, np.uint8), None, None)
+    _, data = two_seeds_no_images()
     runner = sweep.DaskRunner(data, "local", 1, print)
     try:
         loaded = runner.client.submit(scipy_and_numba, {}).result(timeout=120)
