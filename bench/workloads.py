@@ -90,13 +90,15 @@ class Case:
         hidden = self.hidden if isinstance(self.hidden, tuple) else (self.hidden,)
         return (784, *hidden, 10)
 
-    def multiply_adds(self, n_samples: int) -> int:
+    def multiply_adds(self, n_samples: int, nonzero_share: float = 1.0) -> int:
         """Multiply-adds of an epoch (or a full-batch step) over n_samples, in the three dense
         products a layer's forward and backward passes make: (1) Z = W·A, (8) dW = dZ·Aᵀ and,
         above the first layer, (10) dA = Wᵀ·dZ. The elementwise work, the loss and the update
-        are left out: they are under 1% at these sizes."""
+        are left out: they are under 1% at these sizes. With `nonzero_share` < 1, those of a
+        first layer that skips the zero inputs: the first layer's (1) and (8) times that share."""
         products = [n_out * n_in for n_in, n_out in itertools.pairwise(self.sizes)]
-        return n_samples * (2 * sum(products) + sum(products[1:]))
+        first_layer = 2 * products[0] * nonzero_share
+        return round(n_samples * (first_layer + 2 * sum(products[1:]) + sum(products[1:])))
 
     @property
     def shape(self) -> str:

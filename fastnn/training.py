@@ -260,7 +260,7 @@ def train(
     result = TrainResult(network=net, history=state.history)
     if config.backend == "numba":
         with call_if_slow(on_slow_compile, SLOW_COMPILE_SECONDS):
-            result.compile_seconds = compile_kernels(net, codes, hyper, batch_size)
+            result.compile_seconds = compile_kernels(net, codes, hyper, batch_size, X)
 
     while state.epoch < config.epochs and not state.stopped_early:
         epoch = state.epoch + 1
@@ -325,17 +325,25 @@ def call_if_slow(callback: Callable[[], None] | None, seconds: float) -> Iterato
         timer.join()
 
 
-def compile_kernels(net: Network, codes: tuple, hyper: tuple, batch_size: int) -> float:
-    """Compile (or load from the disk cache) what training will call; returns the seconds taken.
+def compile_kernels(
+    net: Network, codes: tuple, hyper: tuple, batch_size: int, X: np.ndarray | None = None
+) -> float:
+    """Compile (or load from the disk cache) what training on X will call; returns the seconds
+    taken.
 
     Runs one tiny epoch and one tiny prediction on arrays of the types training passes, so the
     timed epochs never include compilation. Every depth, activation, loss and optimizer runs the
     same compiled kernels (kernels/tile_plumbing.py), so only a machine's first run of a float
-    type compiles; later runs load them.
+    type compiles; later runs load them. A first layer that will run on X's nonzero inputs
+    alone (tile_plumbing.sparse_first_layer) needs two kernels more, compiled the first time
+    one does. Without X, the kernels for a dense first layer.
     """
+    from .kernels import tile_plumbing
+
     started = time.perf_counter()
+    sparse = X is not None and tile_plumbing.sparse_first_layer(X, net.layer_sizes)
     epoch_arguments, predict_arguments = tiny_run(
-        net.sizes, net.dtype.name, codes, hyper, batch_size
+        net.sizes, net.dtype.name, codes, hyper, batch_size, sparse
     )
     numba_train_epoch(*epoch_arguments)
     numba_predict(*predict_arguments)
@@ -343,14 +351,21 @@ def compile_kernels(net: Network, codes: tuple, hyper: tuple, batch_size: int) -
 
 
 def tiny_run(
-    sizes: Sequence[int], dtype: str, codes: Sequence[int], hyper: Sequence[float], batch_size: int
+    sizes: Sequence[int],
+    dtype: str,
+    codes: Sequence[int],
+    hyper: Sequence[float],
+    batch_size: int,
+    sparse: bool = False,
 ) -> tuple[tuple, tuple]:
     """Arguments for a two-sample epoch and prediction, of the Numba types training passes:
     C arrays of the network's float type for θ and its states, uint8 images for the epoch and
-    floats for the prediction, int64 labels and order."""
+    floats for the prediction, int64 labels and order. The images are all 0 if `sparse`, so
+    that a wide enough first layer runs on their nonzero inputs (tile_plumbing.py), else all 1."""
     theta = np.zeros(parameter_count(tuple(sizes)), dtype)
+    images = np.full((2, sizes[0]), 0 if sparse else 1, np.uint8)
     epoch_arguments = (
-        theta, np.zeros_like(theta), np.zeros_like(theta), np.zeros((2, sizes[0]), np.uint8),
+        theta, np.zeros_like(theta), np.zeros_like(theta), images,
         np.zeros(2, np.int64), np.arange(2), np.array(sizes, np.int64),
         *(int(code) for code in codes), *(float(value) for value in hyper), 0,
         min(int(batch_size), 2),

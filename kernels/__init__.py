@@ -24,9 +24,10 @@ kernels choose the activation, the loss and the optimizer.
 
 What training runs is the tiled path, the same equations for any number of layers, a tile of
 samples at a time and split between threads; each of its kernels names the kernel above that it
-equals. Three files, by what they hold:
+equals. Four files, by what they hold:
 
     tile_math.py      the arithmetic of one tile: forward, loss, backward (register tiles)
+    tile_sparse.py    the first layer on mostly-zero images: the nonzero inputs alone
     tile_threads.py   the epoch: a batch cut into chunks, one thread each; the update
     tile_plumbing.py  what training calls (train_epoch, predict) and how Numba gets the kernels
 

@@ -33,6 +33,10 @@ Images: A0, the tile's inputs, is gathered from the rows order[first:first + cou
 scaled as it is read (gather_tile), so X can stay uint8 pixels (divided by 255) or be floats
 (divided by 1: used as given).
 
+Mostly-zero images (MNIST) and a wide first layer: the first layer's (1), (8) and (9) run on
+the nonzero inputs alone, with W[1] transposed (tile_sparse.py, through sparse_tile_forward and
+sparse_tile_backward below); tile_plumbing.sparse_first_layer says when.
+
 tile_forward, (1) and (2) for every layer, serves training and prediction as one compiled
 function, which tile_step receives by its address (tile_plumbing.KernelAddress says why).
 """
@@ -43,6 +47,12 @@ from .activations import sigmoid
 from .codes import CROSS_ENTROPY
 from .jit import addressed_kernel, inlined_kernel, kernel
 from .network import bias_view, hidden_backward, hidden_forward, weights_view
+from .tile_sparse import (
+    gather_nonzero,
+    sparse_backward,
+    sparse_forward,
+    transposed_weights_view,
+)
 
 TILE = 64  # samples a tile holds: 64 × 784 inputs, 200 KB in float32, stay in the core's cache
 UNIT_BLOCK = 10  # units whose weights stay in cache while the tile's samples pass them
@@ -303,14 +313,52 @@ def count_correct_tile(Z, labels, order, first):
 
 
 @kernel
-def scratch_size(sizes):
-    """Numbers one tile's scratch holds: A0 and every layer's A (TILE rows each), two buffers
-    for dZ and dA of the widest layer, and dZᵀ and the sums for dense_tile_backward_input."""
+def scratch_size(sizes, sparse):
+    """Numbers one tile's scratch holds: the dense part (dense_scratch_size) and, with a
+    `sparse` first layer, then gather_nonzero's values and sample_values (sparse_views)."""
+    return dense_scratch_size(sizes) + (sparse_list_size(sizes[0]) if sparse else 0)
+
+
+@inlined_kernel
+def dense_scratch_size(sizes):
+    """A0 and every layer's A (TILE rows each), two buffers for dZ and dA of the widest layer,
+    dZᵀ and the sums for dense_tile_backward_input."""
     total, widest = sizes[0], 0
     for l in range(1, sizes.size):
         total += sizes[l]
         widest = max(widest, sizes[l])
     return TILE * (total + 3 * widest + 1)
+
+
+@inlined_kernel
+def sparse_list_size(n_in):
+    """Entries of gather_nonzero's two lists of a tile: TILE samples' nonzero inputs (n_in + 3
+    each, with the padding to 4), n_in inputs' samples (TILE + 3 each)."""
+    return TILE * (n_in + 3) + n_in * (TILE + 3)
+
+
+@kernel
+def index_scratch_size(sizes, sparse):
+    """Integers one tile's index scratch holds: gather_nonzero's inputs, samples, counts and
+    input_counts with a `sparse` first layer (sparse_views), none otherwise."""
+    n_in = sizes[0]
+    return sparse_list_size(n_in) + TILE + n_in if sparse else 0
+
+
+@inlined_kernel
+def sparse_views(scratch, indices, count, sizes):
+    """(values, inputs, counts, sample_values, samples, input_counts), gather_nonzero's lists
+    for a tile of `count` samples, cut from the end of the scratch and from the index scratch."""
+    n_in = sizes[0]
+    at = dense_scratch_size(sizes)
+    by_sample = TILE * (n_in + 3)
+    values = tile_view(scratch, at, count, n_in + 3)
+    sample_values = tile_view(scratch, at + by_sample, n_in, count + 3)
+    inputs = tile_view(indices, 0, count, n_in + 3)
+    samples = tile_view(indices, by_sample, n_in, count + 3)
+    at = sparse_list_size(n_in)
+    counts, input_counts = indices[at : at + count], indices[at + TILE : at + TILE + n_in]
+    return values, inputs, counts, sample_values, samples, input_counts
 
 
 @inlined_kernel
@@ -320,11 +368,13 @@ def tile_view(scratch, offset, count, units):
 
 
 @addressed_kernel
-def tile_forward(scratch, theta, count, sizes, hidden):
-    """(1), (2) for every layer, for the `count` samples whose inputs A0 gather_tile has put at
-    the start of the scratch; the top layer's logits Z[L] are left in its block of the scratch.
-    Returns that block's offset. Training (tile_step) and prediction (forward_tiles) call it by
-    the address of its machine code, so that both run one compiled copy of it.
+def tile_forward(scratch, theta, count, sizes, hidden, first_layer):
+    """(1) for layers first_layer..L and (2) for every hidden layer, for the `count` samples
+    whose inputs A0 gather_tile has put at the start of the scratch (first_layer = 1), or
+    whose Z[1] sparse_tile_forward has put in A[1]'s block (first_layer = 2). The top layer's
+    logits Z[L] are left in its block of the scratch; returns that block's offset. Training
+    (tile_step) and prediction (forward_tiles) call it by the address of its machine code, so
+    that both run one compiled copy of it.
 
     Scratch layout: A0 (TILE, n_in), then A[l] (TILE, sizes[l]) for l = 1..L; Z[l] is computed
     into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l].
@@ -334,7 +384,9 @@ def tile_forward(scratch, theta, count, sizes, hidden):
     offset = TILE * sizes[0]
     for l in range(1, n_layers + 1):
         A = tile_view(scratch, offset, count, sizes[l])
-        dense_tile_forward(A, weights_view(theta, sizes, l), bias_view(theta, sizes, l), A_prev)
+        if l >= first_layer:
+            W, b = weights_view(theta, sizes, l), bias_view(theta, sizes, l)
+            dense_tile_forward(A, W, b, A_prev)
         if l < n_layers:
             hidden_forward(A, A, hidden)  # (2) in place: elementwise
             offset += TILE * sizes[l]
@@ -342,20 +394,57 @@ def tile_forward(scratch, theta, count, sizes, hidden):
     return offset
 
 
+@addressed_kernel
+def sparse_tile_forward(scratch, indices, theta, X, order, first, count, sizes, divisor):
+    """(1) for the first layer on the tile's nonzero inputs (tile_sparse.py): their lists
+    (gather_nonzero) into the end of the scratch and the index scratch, then Z[1] into A[1]'s
+    block, where tile_forward(…, first_layer=2) goes on from. θ's first layer is transposed.
+    tile_step calls it by its address: a network that does not need it does not compile it."""
+    values, inputs, counts, sample_values, samples, input_counts = sparse_views(
+        scratch, indices, count, sizes
+    )
+    gather_nonzero(
+        values, inputs, counts, sample_values, samples, input_counts, X, order, first, divisor
+    )
+    A = tile_view(scratch, TILE * sizes[0], count, sizes[1])
+    sparse_forward(
+        A, transposed_weights_view(theta, sizes), bias_view(theta, sizes, 1), values, inputs, counts
+    )
+
+
+@addressed_kernel
+def sparse_tile_backward(dtheta, scratch, indices, count, sizes, dZ_at, overwrite):
+    """(8), (9) for the first layer on the tile's nonzero inputs (tile_sparse.sparse_backward),
+    from the lists sparse_tile_forward made and dZ[1] at scratch[dZ_at:]; dθ's first layer is
+    transposed like θ's. tile_step calls it by its address, as sparse_tile_forward."""
+    _, _, _, sample_values, samples, input_counts = sparse_views(scratch, indices, count, sizes)
+    dW_T, db = transposed_weights_view(dtheta, sizes), bias_view(dtheta, sizes, 1)
+    dZ = tile_view(scratch, dZ_at, count, sizes[1])
+    sparse_backward(dW_T, db, dZ, sample_values, samples, input_counts, overwrite)
+
+
 @inlined_kernel
 def tile_step(
-    dtheta, scratch, theta, X, labels, order, first, count, sizes, hidden, loss, divisor, overwrite,
-    tile_forward,
+    dtheta, scratch, indices, theta, X, labels, order, first, count, sizes, hidden, loss,
+    divisor, sparse, overwrite, tile_forward, sparse_tile_forward, sparse_tile_backward,
 ):  # fmt: skip
     """Equals network.forward, batch_loss × count, count_correct and backward for the samples
     order[first:first + count], with the gradients added to dθ (or written over it, if
     `overwrite`) before their division by m and without L2 (12), which the update adds.
-    Returns (Σ loss, correct). `tile_forward` is the kernel above, passed by its address."""
-    # theta, dtheta (p,) laid out as network.py says; scratch (scratch_size(sizes),)
+    Returns (Σ loss, correct). `tile_forward`, `sparse_tile_forward` and
+    `sparse_tile_backward` are the kernels above, passed by their addresses. With `sparse`, the
+    first layer runs on the nonzero inputs (the sparse kernels), with θ's and dθ's first layer
+    transposed."""
+    # theta, dtheta (p,) laid out as network.py says; scratch (scratch_size(sizes, sparse),),
+    # indices (index_scratch_size(sizes, sparse),)
     n_layers = sizes.size - 1
     k = sizes[n_layers]
-    gather_tile(tile_view(scratch, 0, count, sizes[0]), X, order, first, divisor)
-    top = tile_forward(scratch, theta, count, sizes, hidden)
+    if sparse:
+        sparse_tile_forward(scratch, indices, theta, X, order, first, count, sizes, divisor)
+        top = tile_forward(scratch, theta, count, sizes, hidden, 2)
+    else:
+        gather_tile(tile_view(scratch, 0, count, sizes[0]), X, order, first, divisor)
+        top = tile_forward(scratch, theta, count, sizes, hidden, 1)
     Z_top = tile_view(scratch, top, count, k)
     correct = count_correct_tile(Z_top, labels, order, first)
     # the two buffers dZ and dA take turns, after every activation
@@ -364,7 +453,8 @@ def tile_step(
         widest = max(widest, sizes[l])
     buffers = top + TILE * k
     transposed = buffers + 2 * TILE * widest  # dZᵀ, then TILE sums
-    dZ = tile_view(scratch, buffers, count, k)
+    dZ_at = buffers
+    dZ = tile_view(scratch, dZ_at, count, k)
     if loss == CROSS_ENTROPY:
         loss_sum = softmax_cross_entropy_tile(dZ, Z_top, labels, order, first)
     else:
@@ -376,15 +466,19 @@ def tile_step(
         A_prev = tile_view(scratch, offset, count, sizes[l - 1])
         W = weights_view(theta, sizes, l)
         dW, db = weights_view(dtheta, sizes, l), bias_view(dtheta, sizes, l)
-        dense_tile_backward(dW, db, dZ, A_prev, overwrite)
+        if l == 1 and sparse:
+            sparse_tile_backward(dtheta, scratch, indices, count, sizes, dZ_at, overwrite)
+        else:
+            dense_tile_backward(dW, db, dZ, A_prev, overwrite)
         if l > 1:
             turn = 1 - turn
-            dA_prev = tile_view(scratch, buffers + turn * TILE * widest, count, sizes[l - 1])
+            dA_at = buffers + turn * TILE * widest
+            dA_prev = tile_view(scratch, dA_at, count, sizes[l - 1])
             dZ_T = tile_view(scratch, transposed, sizes[l], count)
             sums = scratch[transposed + TILE * widest : transposed + TILE * widest + count]
             # (10); count > 0 is True, known only at run time (dense_tile_backward_input says why)
             dense_tile_backward_input(dA_prev, dZ, W, dZ_T, sums, count > 0)
             # (11) in place, elementwise; ReLU's g'(Z) from A: A > 0 exactly where Z > 0
             hidden_backward(dA_prev, dA_prev, A_prev, A_prev, hidden)
-            dZ = dA_prev
+            dZ, dZ_at = dA_prev, dA_at
     return loss_sum, correct

@@ -19,6 +19,7 @@ from numba import typeof, types
 from numba.core.typing import Signature
 
 from . import tile_math, tile_threads
+from .jit import addressed_kernel
 
 
 class KernelAddress(types.WrapperAddressProtocol):
@@ -79,10 +80,18 @@ def train_epoch(
     codes = (int(hidden), int(loss), int(optimizer))
     hyper = tuple(float(value) for value in (learning_rate, weight_decay, beta1, beta2, eps))
     arrays = (theta, state1, state2, X, labels, order, sizes)
-    kernels = kernel_addresses(*(typeof(array) for array in arrays))
-    return tile_threads.parallel_epoch(
-        *arrays, *codes, *hyper, int(step), int(batch_size), input_divisor(X), *kernels
-    )
+    sparse = sparse_first_layer(X, sizes)
+    kernels = kernel_addresses(*(typeof(array) for array in arrays), sparse)
+    if sparse:
+        transpose_first_layer(sizes, theta, state1, state2)
+    try:
+        return tile_threads.parallel_epoch(
+            *arrays, *codes, *hyper, int(step), int(batch_size), input_divisor(X), sparse,
+            *kernels,
+        )  # fmt: skip
+    finally:
+        if sparse:
+            transpose_first_layer(sizes, theta, state1, state2, back=True)
 
 
 def predict(outputs, theta, X, sizes, hidden, loss, chunk):
@@ -94,20 +103,62 @@ def predict(outputs, theta, X, sizes, hidden, loss, chunk):
     )
 
 
+SPARSE_MIN_UNITS = 64  # a first layer this wide or wider runs on the nonzero inputs alone ...
+SPARSE_MAX_DENSITY = 0.3  # ... when at most this share of the inputs is nonzero
+
+
+def sparse_first_layer(X: np.ndarray, sizes: np.ndarray) -> bool:
+    """Whether the first layer runs on the nonzero inputs alone (tile_sparse.py): when it has
+    SPARSE_MIN_UNITS units or more (its loops over the units are then long enough to
+    vectorise) and at most SPARSE_MAX_DENSITY of X's numbers are nonzero, judged on up to
+    1,024 of its rows. MNIST's pixels are 19% nonzero."""
+    if sizes[1] < SPARSE_MIN_UNITS or X.size == 0:
+        return False
+    rows = X[:: max(1, X.shape[0] // 1024)]
+    return np.count_nonzero(rows) <= SPARSE_MAX_DENSITY * rows.size
+
+
+def transpose_first_layer(sizes: np.ndarray, *arrays: np.ndarray, back: bool = False) -> None:
+    """Turn the first layer's weights, array[:n_out·n_in], from W (n_out, n_in) to Wᵀ
+    (n_in, n_out) in each array, in place, as tile_sparse.py takes them; `back` from Wᵀ to W."""
+    shape = (int(sizes[1]), int(sizes[0]))
+    for array in arrays:
+        weights = array[: shape[0] * shape[1]]
+        weights[:] = weights.reshape(shape[::-1] if back else shape).T.ravel()
+
+
 @functools.cache
-def kernel_addresses(theta, state1, state2, X, labels, order, sizes):
-    """chunk_gradient, update_block and tile_forward, by address, for these Numba types of the
-    arrays.
+def kernel_addresses(theta, state1, state2, X, labels, order, sizes, sparse):
+    """chunk_gradient, update_block, tile_forward, sparse_tile_forward and sparse_tile_backward,
+    by address, for these Numba types of the arrays.
 
     Their signatures, argument by argument as parallel_epoch calls them. The arrays it makes
-    itself (dθ, the partial gradients, the scratch, their rows) are C arrays of θ's float type.
+    itself (dθ, the partial gradients, the scratch, their rows) are C arrays of θ's float type,
+    the index scratch of int32. Without a `sparse` first layer, the two sparse kernels are
+    stood in for by kernels that do nothing and are never called, so that a network that does
+    not need the sparse ones does not compile them.
     """
     integer, real = types.int64, types.float64
     vector, matrix = types.Array(theta.dtype, 1, "C"), types.Array(theta.dtype, 2, "C")
+    indices = types.Array(types.int32, 1, "C")
     tile_forward = tile_forward_address(theta, sizes)
+    sparse_forward_signature = types.none(
+        vector, indices, theta, X, order, integer, integer, sizes, real
+    )
+    sparse_backward_signature = types.none(
+        vector, vector, indices, integer, sizes, integer, types.boolean
+    )
+    sparse_tile_forward = KernelAddress(
+        tile_math.sparse_tile_forward if sparse else not_sparse_forward, sparse_forward_signature
+    )
+    sparse_tile_backward = KernelAddress(
+        tile_math.sparse_tile_backward if sparse else not_sparse_backward,
+        sparse_backward_signature,
+    )
     chunk_signature = types.Tuple((real, integer))(
-        vector, vector, theta, X, labels, order, integer, integer, sizes, integer, integer, real,
-        typeof(tile_forward),
+        vector, vector, indices, theta, X, labels, order, integer, integer, sizes, integer,
+        integer, real, types.boolean, typeof(tile_forward), typeof(sparse_tile_forward),
+        typeof(sparse_tile_backward),
     )  # fmt: skip
     update_signature = real(
         theta, state1, state2, vector, matrix, integer, integer, sizes,
@@ -117,7 +168,19 @@ def kernel_addresses(theta, state1, state2, X, labels, order, sizes):
         KernelAddress(tile_threads.chunk_gradient, chunk_signature),
         KernelAddress(tile_threads.update_block, update_signature),
         tile_forward,
+        sparse_tile_forward,
+        sparse_tile_backward,
     )
+
+
+@addressed_kernel
+def not_sparse_forward(scratch, indices, theta, X, order, first, count, sizes, divisor):
+    """Stands in for tile_math.sparse_tile_forward when the first layer is dense: not called."""
+
+
+@addressed_kernel
+def not_sparse_backward(dtheta, scratch, indices, count, sizes, dZ_at, overwrite):
+    """Stands in for tile_math.sparse_tile_backward when the first layer is dense: not called."""
 
 
 @functools.cache
@@ -125,5 +188,5 @@ def tile_forward_address(theta, sizes):
     """tile_math.tile_forward, by address, for these Numba types of θ and sizes: the scratch
     (a row of parallel_epoch's, or forward_tiles' own) is a C vector of θ's float type."""
     integer, vector = types.int64, types.Array(theta.dtype, 1, "C")
-    signature = integer(vector, theta, integer, sizes, integer)
+    signature = integer(vector, theta, integer, sizes, integer, integer)
     return KernelAddress(tile_math.tile_forward, signature)

@@ -10,9 +10,9 @@ sums the rows in chunk order, divides by m, adds (12) and updates θ, each itera
 it owns (and (12)'s loss term of the block's weights, before the update). So 1 thread and 2
 threads add the same numbers in the same order and give bit-identical weights.
 
-chunk_gradient, update_block and tile_math.tile_forward reach parallel_epoch (and tile_forward
-forward_tiles) as the addresses of their machine code (tile_plumbing.KernelAddress says why),
-so they arrive as arguments.
+chunk_gradient, update_block and tile_math's tile_forward, sparse_tile_forward and
+sparse_tile_backward reach parallel_epoch (and tile_forward forward_tiles) as the addresses of
+their machine code (tile_plumbing.KernelAddress says why), so they arrive as arguments.
 """
 
 import numpy as np
@@ -21,7 +21,15 @@ from numba import prange
 from .jit import addressed_kernel, inlined_kernel, kernel, parallel_kernel
 from .network import update
 from .optimizers import l2_backward, l2_penalty
-from .tile_math import TILE, gather_tile, output_tile, scratch_size, tile_step, tile_view
+from .tile_math import (
+    TILE,
+    gather_tile,
+    index_scratch_size,
+    output_tile,
+    scratch_size,
+    tile_step,
+    tile_view,
+)
 
 CHUNK = 48  # samples a parallel piece of a batch takes at least: a batch of 100 is 2 pieces
 MAX_CHUNKS = 8  # and at most this many pieces: enough to balance 2-8 threads
@@ -43,8 +51,8 @@ def chunk_bounds(m, chunks, c):
 
 @addressed_kernel
 def chunk_gradient(
-    dtheta, scratch, theta, X, labels, order, first, last, sizes, hidden, loss, divisor,
-    tile_forward,
+    dtheta, scratch, indices, theta, X, labels, order, first, last, sizes, hidden, loss,
+    divisor, sparse, tile_forward, sparse_tile_forward, sparse_tile_backward,
 ):  # fmt: skip
     """dθ summed over samples order[first:last], (8) and (9) before their division by m, a
     tile at a time. Returns (Σ loss, correct). A chunk holds a tile at least (chunk_count)."""
@@ -53,9 +61,10 @@ def chunk_gradient(
     for tile_first in range(first, last, TILE):
         count = min(TILE, last - tile_first)
         tile_loss, tile_correct = tile_step(
-            dtheta, scratch, theta, X, labels, order, tile_first, count, sizes, hidden, loss,
-            divisor, tile_first == first,  # the first tile writes dθ, the others add to it
-            tile_forward,
+            dtheta, scratch, indices, theta, X, labels, order, tile_first, count, sizes, hidden,
+            loss, divisor, sparse,
+            tile_first == first,  # the first tile writes dθ, the others add to it
+            tile_forward, sparse_tile_forward, sparse_tile_backward,
         )  # fmt: skip
         loss_sum += tile_loss
         correct += tile_correct
@@ -101,19 +110,22 @@ def update_block(
 @parallel_kernel
 def parallel_epoch(
     theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
-    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size, divisor,
-    chunk_gradient, update_block, tile_forward,
+    learning_rate, weight_decay, beta1, beta2, eps, step, batch_size, divisor, sparse,
+    chunk_gradient, update_block, tile_forward, sparse_tile_forward, sparse_tile_backward,
 ):  # fmt: skip
     """network.train_epoch's loop over the steps, X divided by `divisor` as it is read (255 for
-    uint8 pixels, 1 for floats). Each step runs its parallel loop twice: over the chunks, every
-    chunk's summed gradient (8), (9); then over the blocks of θ, dθ, (12) and the update."""
+    uint8 pixels, 1 for floats); with `sparse`, the first layer of θ, its state and dθ are
+    transposed and (1), (8) run on the nonzero inputs (tile_sparse.py). Each step runs its
+    parallel loop twice: over the chunks, every chunk's summed gradient (8), (9); then over the
+    blocks of θ, dθ, (12) and the update."""
     n_samples = order.size
     p = theta.size
     capacity = min(batch_size, n_samples)
     chunks_max = chunk_count(capacity)
     dtype = theta.dtype
     partial = np.empty((chunks_max, p), dtype)  # row c: chunk c's Σ of per-sample dθ
-    scratch = np.empty((chunks_max, scratch_size(sizes)), dtype)
+    scratch = np.empty((chunks_max, scratch_size(sizes, sparse)), dtype)
+    indices = np.empty((chunks_max, index_scratch_size(sizes, sparse)), np.int32)
     losses = np.empty(chunks_max)
     corrects = np.empty(chunks_max, np.int64)
     dtheta = np.empty_like(theta)
@@ -135,8 +147,9 @@ def parallel_epoch(
                     c = task
                     first, last = chunk_bounds(m, chunks, c)
                     losses[c], corrects[c] = chunk_gradient(
-                        partial[c], scratch[c], theta, X, labels, order, start + first,
-                        start + last, sizes, hidden, loss, divisor, tile_forward,
+                        partial[c], scratch[c], indices[c], theta, X, labels, order,
+                        start + first, start + last, sizes, hidden, loss, divisor, sparse,
+                        tile_forward, sparse_tile_forward, sparse_tile_backward,
                     )  # fmt: skip
                 else:  # iteration `task` owns θ[a:b], its state and block_penalties[task]
                     a = task * BLOCK
@@ -166,9 +179,9 @@ def forward_tiles(outputs, theta, X, order, sizes, hidden, loss, divisor, tile_f
     # X (N, n_in), order = 0..N-1 -> outputs (N, k): the top layer's A, samples as rows
     n_samples = X.shape[0]
     k = sizes[sizes.size - 1]
-    scratch = np.empty(scratch_size(sizes), theta.dtype)
+    scratch = np.empty(scratch_size(sizes, False), theta.dtype)
     for first in range(0, n_samples, TILE):
         count = min(TILE, n_samples - first)
         gather_tile(tile_view(scratch, 0, count, sizes[0]), X, order, first, divisor)
-        top = tile_forward(scratch, theta, count, sizes, hidden)
+        top = tile_forward(scratch, theta, count, sizes, hidden, 1)
         output_tile(outputs[first : first + count], tile_view(scratch, top, count, k), loss)

@@ -15,7 +15,8 @@ import numpy as np
 from fastnn.training import tiny_run
 
 # Numba's dispatchers count, per kernel, the signatures loaded from the cache (hits) and the ones
-# they had to compile (misses). argv: sizes, activation, loss, optimizer, then "train" or not.
+# they had to compile (misses). argv: sizes, activation, loss, optimizer, "train" or not, and
+# "mostly-zero" for images that are 80% zeros.
 # A warning that Numba could not run a parallel loop in parallel fails it: the tests of 1 and 2
 # threads would pass all the same.
 COMPILE_AND_COUNT = """
@@ -28,12 +29,14 @@ from fastnn.kernels import tile_math, tile_threads
 from fastnn.model import init_network
 sizes = tuple(int(n) for n in sys.argv[1].split("-"))
 activation, loss, optimizer = sys.argv[2:5]
+images = np.random.default_rng(1).integers(0, 256, (300, sizes[0]), dtype=np.uint8)
+if sys.argv[6:] == ["mostly-zero"]:  # as MNIST: a wide first layer skips the zeros
+    images[np.random.default_rng(2).random(images.shape) < 0.8] = 0
 codes = (fastnn.training.ACTIVATIONS[activation], fastnn.training.LOSSES[loss],
          fastnn.training.OPTIMIZERS[optimizer])
 net = init_network(sizes, activation, loss, None, "float32", np.random.default_rng(0))
-fastnn.training.compile_kernels(net, codes, (0.001, 0.0, 0.9, 0.999, 1e-8), 100)
+fastnn.training.compile_kernels(net, codes, (0.001, 0.0, 0.9, 0.999, 1e-8), 100, images)
 if sys.argv[5] == "train":  # then an epoch of training: it must find its kernels compiled
-    images = np.random.default_rng(1).integers(0, 256, (300, sizes[0]), dtype=np.uint8)
     labels = np.arange(300) % sizes[-1]
     config = fastnn.training.TrainConfig(
         hidden=sizes[1:-1], activation=activation, loss=loss, optimizer=optimizer,
@@ -43,6 +46,8 @@ dispatchers = {
     "chunk_gradient": tile_threads.chunk_gradient, "update_block": tile_threads.update_block,
     "parallel_epoch": tile_threads.parallel_epoch, "forward_tiles": tile_threads.forward_tiles,
     "tile_forward": tile_math.tile_forward,
+    "sparse_tile_forward": tile_math.sparse_tile_forward,
+    "sparse_tile_backward": tile_math.sparse_tile_backward,
     "dense_tile_forward": tile_math.dense_tile_forward, "tile_step": tile_math.tile_step,
 }
 print(json.dumps({
@@ -78,6 +83,18 @@ def test_one_compile_serves_every_depth_and_a_second_process_loads_it(tmp_path) 
     # own dispatchers hold none
     assert all(warm["signatures"][name] == 1 for name in called), warm
     assert warm["signatures"]["dense_tile_forward"] == warm["signatures"]["tile_step"] == 0
+    # the first layer on the nonzero inputs alone, compiled only for the network that needs it
+    sparse = ("sparse_tile_forward", "sparse_tile_backward")
+    assert not any(cold["signatures"][name] for name in sparse), cold
+    assert not any(warm["signatures"][name] for name in sparse), warm
+    wide = compile_in_new_process(tmp_path, "784-64-10", "relu", "cross-entropy", "adam", "train",
+                                  "mostly-zero")  # fmt: skip
+    assert all(wide["misses"][name] == 1 for name in sparse), wide
+    assert all(wide["hits"][name] == 1 for name in called), wide
+    assert not any(wide["misses"][name] for name in called), wide
+    again = compile_in_new_process(tmp_path, "784-100-10", "relu", "mse", "sgd", "", "mostly-zero")
+    assert not any(again["misses"].values()), again
+    assert all(again["hits"][name] == 1 for name in sparse), again
 
 
 def test_the_tiny_run_passes_the_types_training_passes() -> None:

@@ -20,6 +20,7 @@ from fastnn.kernels import (
     output,
     tile_math,
     tile_plumbing,
+    tile_sparse,
     tile_threads,
 )
 from fastnn.kernels.codes import (
@@ -108,6 +109,69 @@ def test_dense_tile_kernels_equal_the_per_equation_kernels(n_out, n_in, count, d
     tile_math.dense_tile_backward_input(dA, dZ, W, dZ_T, sums, True)
     dense.dense_backward_input(dA_ref, dZ.T.copy(), W)
     assert_close(dA, dA_ref.T, rtol=rtol, atol=atol, what="(10) dA")
+
+
+def sparse_pixels(rng, shape, density=0.2):
+    """uint8 pixels, about `density` of them nonzero, as in MNIST; the first row all zeros and
+    the second all nonzero, the two ends of what a row can be."""
+    pixels = rng.integers(1, 256, shape, dtype=np.uint8) * (rng.random(shape) < density)
+    pixels[0], pixels[1] = 0, rng.integers(1, 256, shape[1])
+    return pixels.astype(np.uint8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("n_out", "n_in", "count"), [*TILE_SHAPES, (70, 29, 13), (9, 40, 64)])
+def test_sparse_tile_kernels_equal_the_dense_tile_kernels(n_out, n_in, count, dtype):
+    """tile_sparse.py's first layer, on the nonzero inputs alone, against the dense tile
+    kernels it says it equals, on inputs from none to all nonzero in a row."""
+    rng = np.random.default_rng(n_out + n_in)
+    X = sparse_pixels(rng, (count + 5, n_in))
+    order = rng.permutation(count + 5)
+    order[3:5] = 0, 1  # the all-zero and the all-nonzero rows are in the tile
+    W, b = rng.normal(size=(n_out, n_in)).astype(dtype), rng.normal(size=n_out).astype(dtype)
+    W_T = W.T.copy()
+    dZ = rng.normal(size=(count, n_out)).astype(dtype)
+    rtol, atol = (1e-12, 1e-13) if dtype == np.float64 else (1e-5, 1e-5)
+
+    A0 = np.empty((count, n_in), dtype)
+    tile_math.gather_tile(A0, X, order, 3, 255.0)
+    values, inputs = np.full((count, n_in + 3), np.nan, dtype), np.full((count, n_in + 3), -1)
+    sample_values = np.full((n_in, count + 3), np.nan, dtype)
+    samples = np.full((n_in, count + 3), -1, np.int32)
+    counts, input_counts = np.full(count, -1, np.int32), np.full(n_in, -1, np.int32)
+    lists = (values, inputs.astype(np.int32), counts, sample_values, samples, input_counts)
+    tile_sparse.gather_nonzero(*lists, X, order, 3, 255.0)
+    inputs = lists[1]
+    for s in range(count):  # by sample, then padded with zeros to a multiple of 4
+        nonzero = np.flatnonzero(A0[s])
+        assert counts[s] == 4 * -(-nonzero.size // 4)
+        assert np.array_equal(inputs[s, : nonzero.size], nonzero)
+        assert np.array_equal(values[s, : nonzero.size], A0[s, nonzero])  # bit for bit
+        assert not values[s, nonzero.size : counts[s]].any()
+    for i in range(n_in):  # by input, the same
+        listed = np.flatnonzero(A0[:, i])
+        assert input_counts[i] == 4 * -(-listed.size // 4)
+        assert np.array_equal(samples[i, : listed.size], listed)
+        assert np.array_equal(sample_values[i, : listed.size], A0[listed, i])
+        assert not sample_values[i, listed.size : input_counts[i]].any()
+
+    Z, expected = np.full((count, n_out), np.nan, dtype), np.full((count, n_out), np.nan, dtype)
+    tile_sparse.sparse_forward(Z, W_T, b, values, inputs, counts)
+    tile_math.dense_tile_forward(expected, W, b, A0)
+    assert_close(Z, expected, rtol=rtol, atol=atol, what="(1) Z")
+
+    by_input = (sample_values, samples, input_counts)
+    dW, db = np.ones_like(W), np.ones_like(b)  # both add to what is there
+    dW_T, db_sparse = np.ones_like(W_T), np.ones_like(b)
+    tile_math.dense_tile_backward(dW, db, dZ, A0, False)
+    tile_sparse.sparse_backward(dW_T, db_sparse, dZ, *by_input, False)
+    assert_close(dW_T.T, dW, rtol=rtol, atol=atol, what="(8) dW")
+    assert_close(db_sparse, db, rtol=rtol, atol=atol, what="(9) db")
+    dW_T, db_sparse = np.full_like(W_T, np.nan), np.full_like(b, np.nan)  # or write over it
+    tile_math.dense_tile_backward(dW, db, dZ, A0, True)
+    tile_sparse.sparse_backward(dW_T, db_sparse, dZ, *by_input, True)
+    assert_close(dW_T.T, dW, rtol=rtol, atol=atol, what="(8) dW written")
+    assert_close(db_sparse, db, rtol=rtol, atol=atol, what="(9) db written")
 
 
 @pytest.mark.parametrize("count", [1, 6])
@@ -238,6 +302,94 @@ def test_tiled_epoch_is_bit_identical_for_any_thread_count(hidden, dtype, batch_
         assert returned == first
         for got, want in zip(state, first_state, strict=True):
             assert np.array_equal(got, want)
+
+
+# First layers wide enough for tile_sparse.py (SPARSE_MIN_UNITS), on pixels that are mostly 0
+SPARSE_DEPTHS = {"70": (70,), "64-13": (64, 13), "66-9-11": (66, 9, 11)}
+
+
+def sparse_problem(hidden, dtype, seed=0, n_samples=N_SAMPLES):
+    net, _, labels, order = problem(hidden, "relu", "cross-entropy", dtype, seed, n_samples)
+    pixels = sparse_pixels(np.random.default_rng(seed + 1), (n_samples, N_IN))
+    X = pixels.astype(dtype) / dtype(255)  # as training.to_inputs makes them
+    assert tile_plumbing.sparse_first_layer(X, net.layer_sizes)
+    return net, X, labels, order
+
+
+def test_the_first_layer_runs_on_nonzero_inputs_when_wide_and_mostly_zero():
+    rng = np.random.default_rng(4)
+    sparse, dense = sparse_pixels(rng, (500, N_IN)), rng.integers(1, 256, (500, N_IN))
+    wide, narrow = np.array([N_IN, tile_plumbing.SPARSE_MIN_UNITS, 10]), np.array([N_IN, 63, 10])
+    assert tile_plumbing.sparse_first_layer(sparse, wide)
+    assert not tile_plumbing.sparse_first_layer(sparse, narrow)
+    assert not tile_plumbing.sparse_first_layer(dense.astype(np.uint8), wide)
+    assert not tile_plumbing.sparse_first_layer(sparse[:0], wide)
+
+
+def test_the_first_layer_turns_to_its_transpose_and_back():
+    sizes = np.array([3, 4, 2])
+    theta = np.arange(12 + 4 + 8 + 2, dtype=np.float64)
+    turned = theta.copy()
+    tile_plumbing.transpose_first_layer(sizes, turned)
+    assert np.array_equal(turned[:12].reshape(3, 4), theta[:12].reshape(4, 3).T)
+    assert np.array_equal(turned[12:], theta[12:])
+    tile_plumbing.transpose_first_layer(sizes, turned, back=True)
+    assert np.array_equal(turned, theta)
+
+
+SPARSE_CASES = [
+    *itertools.product(SPARSE_DEPTHS, ["relu"], OPTIMIZERS, [7]),
+    *itertools.product(["70"], ["tanh"], ["adam"], [1, 100, N_SAMPLES]),
+]
+
+
+@pytest.mark.parametrize(("depth", "activation", "optimizer", "batch_size"), SPARSE_CASES)
+def test_sparse_first_layer_epoch_matches_the_per_equation_path(
+    depth, activation, optimizer, batch_size
+):
+    """A whole epoch with the first layer on the nonzero inputs: θ, the optimizer's state
+    (both back in network.py's layout), the loss and the count against network.py's, with
+    (12) on for momentum."""
+    net, X, labels, order = sparse_problem(SPARSE_DEPTHS[depth], np.float64)
+    net.activation = activation
+    weight_decay = 0.01 if optimizer == "momentum" else 0.0
+    args = (net, X, labels, order, optimizer, batch_size, weight_decay, 3)
+    got, expected = epoch(tile_plumbing, *args), epoch(network, *args)
+    assert_same_epoch(got, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("depth", SPARSE_DEPTHS)
+def test_sparse_first_layer_epoch_matches_the_oracle(depth):
+    net, X, labels, order = sparse_problem(SPARSE_DEPTHS[depth], np.float32)
+    got = epoch(tile_plumbing, net, X, labels, order, "adam", 100, 0.001)
+    expected = epoch(oracle, net, X, labels, order, "adam", 100, 0.001)
+    assert_same_epoch(got, expected, rtol=1e-4, atol=1e-5)  # float32: as the dense path
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="without the JIT there are no threads")
+@pytest.mark.parametrize("batch_size", [100, 1000])
+def test_sparse_first_layer_epoch_is_bit_identical_for_any_thread_count(batch_size):
+    net, _, labels, order = sparse_problem((70, 17), np.float32, 1, n_samples=2000)
+    X = sparse_pixels(np.random.default_rng(2), (2000, N_IN))  # uint8, as training passes them
+    assert tile_plumbing.sparse_first_layer(X, net.layer_sizes)
+    results = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
+            numba.set_num_threads(threads)
+            results.append(epoch(tile_plumbing, net, X, labels, order, "adam", batch_size, 0.001))
+    finally:
+        numba.set_num_threads(before)
+    (first, first_state), *others = results
+    for returned, state in others:
+        assert returned == first
+        for got, want in zip(state, first_state, strict=True):
+            assert np.array_equal(got, want)
+    from_floats = epoch(tile_plumbing, net, X / np.float32(255), labels, order, "adam",
+                        batch_size, 0.001)  # fmt: skip
+    assert from_floats[0] == first  # uint8 pixels train as the floats they stand for
+    for got, want in zip(from_floats[1], first_state, strict=True):
+        assert np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("m", [1, 3, 4, 47, 48, 100, 383, 60000])

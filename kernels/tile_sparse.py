@@ -1,0 +1,122 @@
+"""The first layer on a tile's nonzero inputs alone: (1) and (8) without the zeros.
+
+An MNIST image has 147 nonzero pixels of 784 on average. A zero input adds nothing to
+(1) Z[s, j] = b[j] + Σ_i W[j, i]·A[s, i] or to (8) dW[j, i] += Σ_s dZ[s, j]·A[s, i], so for
+images that are mostly zeros these kernels visit only the nonzero inputs: a fifth of the
+first layer's multiply-adds. Each says which dense tile kernel of tile_math.py it equals; the
+sums are the same up to rounding (the zeros they skip add exactly nothing, the order of the
+rest differs).
+
+Layout: the first layer's W transposed, W_T (n_in, n_out), so that the weights of one input to
+every unit are one contiguous row, and the loops over the units vectorise. tile_plumbing turns
+the first layer of θ (and of the optimizer's state and so of dθ) to this layout before an
+epoch and back after it; the update is elementwise and does not mind.
+
+    gather_nonzero   a tile's nonzero inputs, listed by sample and by input
+    sparse_forward   (1) for the first layer          equals dense_tile_forward(Z, W, b, A0)
+    sparse_backward  (8), (9) for the first layer     equals dense_tile_backward(dW, db, dZ, A0)
+
+Both come down to one loop, add_picked_rows: a row of Z plus rows of W_T picked by the
+sample's nonzero inputs, or a row of dW_T plus rows of dZ picked by the samples in which that
+input is nonzero, each picked row scaled by its input's value.
+"""
+
+from .jit import inlined_kernel
+
+
+@inlined_kernel
+def transposed_weights_view(theta, sizes):
+    """W[1]ᵀ (n_in, n_out) as a view into θ, where tile_plumbing has put it transposed."""
+    return theta[: sizes[0] * sizes[1]].reshape((sizes[0], sizes[1]))
+
+
+@inlined_kernel
+def gather_nonzero(
+    values, inputs, counts, sample_values, samples, input_counts, X, order, first, divisor
+):  # fmt: skip
+    """The tile's nonzero inputs, listed twice, each list padded to a multiple of 4 with
+    entries of value 0 (which add nothing):
+    by sample: sample s's nonzero inputs inputs[s, :counts[s]], in increasing order, and their
+    values values[s, t] = X[order[first + s], inputs[s, t]] / divisor, as gather_tile scales
+    them; by input: the samples in which input i is nonzero, samples[i, :input_counts[i]], in
+    increasing order, with the same values in sample_values[i]."""
+    # X (N, n_in), order (N,) -> values, inputs (count, n_in + 3), counts (count,),
+    # sample_values, samples (n_in, count + 3), input_counts (n_in,)
+    count = counts.size
+    n_in = input_counts.size
+    real = values.dtype.type
+    denominator = real(divisor)
+    for i in range(n_in):
+        input_counts[i] = 0
+    for s in range(count):
+        row, nonzero, value = X[order[first + s]], inputs[s], values[s]
+        n = 0
+        for i in range(n_in):  # without a branch: i is written, and kept only if row[i] ≠ 0
+            nonzero[n] = i
+            n += row[i] != 0
+        for t in range(n):
+            i = nonzero[t]
+            a = real(row[i]) / denominator
+            value[t] = a
+            place = input_counts[i]
+            samples[i, place], sample_values[i, place] = s, a
+            input_counts[i] = place + 1
+        while n % 4 != 0:
+            nonzero[n], value[n] = 0, 0
+            n += 1
+        counts[s] = n
+    for i in range(n_in):
+        while input_counts[i] % 4 != 0:
+            samples[i, input_counts[i]], sample_values[i, input_counts[i]] = 0, 0
+            input_counts[i] += 1
+
+
+@inlined_kernel
+def add_picked_rows(row, rows, picks, scales, n):
+    """row += Σ_{t < n} scales[t]·rows[picks[t]], n a multiple of 4: what (1) and (8) both
+    become on the nonzero inputs alone. Four picked rows at a time, so that `row` is read and
+    written once for every four of them."""
+    # rows (r, n_row), picks, scales (≥ n,) -> row (n_row,), accumulated
+    for t in range(0, n, 4):
+        r0, r1, r2, r3 = rows[picks[t]], rows[picks[t + 1]], rows[picks[t + 2]], rows[picks[t + 3]]
+        c0, c1, c2, c3 = scales[t], scales[t + 1], scales[t + 2], scales[t + 3]
+        for j in range(row.size):
+            row[j] += c0 * r0[j] + c1 * r1[j] + c2 * r2[j] + c3 * r3[j]
+
+
+@inlined_kernel
+def sparse_forward(Z, W_T, b, values, inputs, counts):
+    """Equals dense_tile_forward(Z, W, b, A0) with W_T = Wᵀ, over A0's nonzero inputs:
+    (1) Z[s, :] = b + Σ_{i: A0[s, i] ≠ 0} A0[s, i]·W_T[i, :]."""
+    # W_T (n_in, n_out), b (n_out,), values, inputs, counts from gather_nonzero
+    # -> Z (count, n_out)
+    count, n_out = Z.shape
+    for s in range(count):
+        z = Z[s]
+        for j in range(n_out):
+            z[j] = b[j]
+        add_picked_rows(z, W_T, inputs[s], values[s], counts[s])
+
+
+@inlined_kernel
+def sparse_backward(dW_T, db, dZ, sample_values, samples, input_counts, overwrite):
+    """Equals dense_tile_backward(dW, db, dZ, A0, overwrite) with dW_T = dWᵀ, over A0's
+    nonzero inputs, an input at a time: (8) dW_T[i, :] += Σ_{s: A0[s, i] ≠ 0} A0[s, i]·dZ[s, :]
+    and (9) db[j] += Σ_s dZ[s, j]."""
+    # dZ (count, n_out), sample_values, samples, input_counts from gather_nonzero
+    # -> dW_T (n_in, n_out), db (n_out,), accumulated
+    count, n_out = dZ.shape
+    n_in = dW_T.shape[0]
+    if overwrite:
+        for j in range(n_out):
+            db[j] = 0
+    for s in range(count):
+        for j in range(n_out):
+            db[j] += dZ[s, j]
+    # forward: Z[s, j] = b[j] + Σ_i W_T[i, j]·A0[s, i]  =>  ∂Z[s, j]/∂W_T[i, j] = A0[s, i]
+    for i in range(n_in):
+        row = dW_T[i]
+        if overwrite:
+            for j in range(n_out):
+                row[j] = 0
+        add_picked_rows(row, dZ, samples[i], sample_values[i], input_counts[i])
