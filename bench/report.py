@@ -31,9 +31,10 @@ SUITE_TITLES = {
     "kernel": "Kernels",
     "peak": "Peak (the probe)",
 }
-PERFORMED = "numba, zeros skipped"  # the multiply-adds numba does, not those of the dense math
+ZEROS_SKIPPED = "numba, zeros skipped"  # the multiply-adds numba does, not those of the dense math
 IMPLEMENTATION_ORDER = (
-    "numba", PERFORMED, "numba 1 thread", "numpy", "torch", "torch-nn", "torch-tensors", "floor",
+    "numba", ZEROS_SKIPPED, "numba 1 thread", "numpy", "torch", "torch-nn", "torch-tensors",
+    "floor",
 )  # fmt: skip
 RATIOS = (
     ("numba", "numpy"),
@@ -150,7 +151,7 @@ def multiply_add_rates(results: dict) -> tuple[dict[str, dict[str, float]], floa
             group = bench.get("group") or bench["name"]
             rates.setdefault(group, {})[extra.get("implementation", bench["name"])] = work / median
             if extra.get("performed_multiply_adds"):
-                rates[group][PERFORMED] = extra["performed_multiply_adds"] / median
+                rates[group][ZEROS_SKIPPED] = extra["performed_multiply_adds"] / median
     return rates, peak
 
 
@@ -164,7 +165,7 @@ def arithmetic_table(results: dict) -> list[str]:
     if not rates:
         return []
     names = implementation_columns(rates)
-    shares = ["numba", *([PERFORMED] if PERFORMED in names else [])]
+    shares = ["numba", *([ZEROS_SKIPPED] if ZEROS_SKIPPED in names else [])]
     header = ["group", *names, "peak (probe)", *(f"{name} / peak" for name in shares)]
     lines = [
         f"Multiply-adds per second: an epoch's (1) Z = W·A, (8) dW = dZ·Aᵀ and (10) dA = Wᵀ·dZ "
@@ -172,10 +173,10 @@ def arithmetic_table(results: dict) -> list[str]:
         f"with its data in cache, on every thread ({format_rate(peak)}).",
         *(
             [
-                f"`{PERFORMED}` counts only the multiply-adds numba does: with a wide first "
+                f"`{ZEROS_SKIPPED}` counts only the multiply-adds numba does: with a wide first "
                 f"layer and mostly-zero images it skips the zero pixels' (kernels/tile_sparse.py)."
             ]
-            if PERFORMED in names
+            if ZEROS_SKIPPED in names
             else []
         ),
         "",

@@ -13,7 +13,7 @@ Gradients are d + what they are the gradient of (dW, db, dZ, dA).
 Layout: inside a tile every array holds one sample per row, (count, units): A[s, j] here is
 A[j, s] in the math and in the per-equation kernels, which hold samples as columns. A row is
 then one sample's whole layer, so every long loop, over the inputs i, runs along a row of
-contiguous numbers, and one kernel serves every layer:
+contiguous numbers, and one kernel serves every layer (but a sparse first one, below):
 
     forward, l = 1..L:  (1) Z[l] = W[l]·A[l−1] + b[l]     dense_tile_forward
                         (2) A[l] = g(Z[l]), l < L          network.hidden_forward, in place
@@ -347,18 +347,24 @@ def index_scratch_size(sizes, sparse):
 
 @inlined_kernel
 def sparse_views(scratch, indices, count, sizes):
-    """(values, inputs, counts, sample_values, samples, input_counts), gather_nonzero's lists
-    for a tile of `count` samples, cut from the end of the scratch and from the index scratch."""
+    """gather_nonzero's lists for a tile of `count` samples, by sample (input_values,
+    nonzero_inputs, inputs_per_sample) and by input (sample_values, nonzero_samples,
+    samples_per_input), cut from the end of the scratch and from the index scratch."""
+    # scratch (scratch_size(sizes, True),), indices (index_scratch_size(sizes, True),)
     n_in = sizes[0]
     at = dense_scratch_size(sizes)
     by_sample = TILE * (n_in + 3)
-    values = tile_view(scratch, at, count, n_in + 3)
+    input_values = tile_view(scratch, at, count, n_in + 3)
     sample_values = tile_view(scratch, at + by_sample, n_in, count + 3)
-    inputs = tile_view(indices, 0, count, n_in + 3)
-    samples = tile_view(indices, by_sample, n_in, count + 3)
+    nonzero_inputs = tile_view(indices, 0, count, n_in + 3)
+    nonzero_samples = tile_view(indices, by_sample, n_in, count + 3)
     at = sparse_list_size(n_in)
-    counts, input_counts = indices[at : at + count], indices[at + TILE : at + TILE + n_in]
-    return values, inputs, counts, sample_values, samples, input_counts
+    inputs_per_sample = indices[at : at + count]
+    samples_per_input = indices[at + TILE : at + TILE + n_in]
+    return (
+        input_values, nonzero_inputs, inputs_per_sample,
+        sample_values, nonzero_samples, samples_per_input,
+    )  # fmt: skip
 
 
 @inlined_kernel
@@ -368,23 +374,25 @@ def tile_view(scratch, offset, count, units):
 
 
 @addressed_kernel
-def tile_forward(scratch, theta, count, sizes, hidden, first_layer):
-    """(1) for layers first_layer..L and (2) for every hidden layer, for the `count` samples
-    whose inputs A0 gather_tile has put at the start of the scratch (first_layer = 1), or
-    whose Z[1] sparse_tile_forward has put in A[1]'s block (first_layer = 2). The top layer's
+def tile_forward(scratch, theta, count, sizes, hidden, first_dense_layer):
+    """(1) for layers first_dense_layer..L and (2) for every hidden layer, for the `count`
+    samples whose inputs A0 gather_tile has put at the start of the scratch
+    (first_dense_layer = 1), or whose Z[1] sparse_tile_forward has put in A[1]'s block
+    (first_dense_layer = 2). The top layer's
     logits Z[L] are left in its block of the scratch; returns that block's offset. Training
     (tile_step) and prediction (forward_tiles) call it by the address of its machine code, so
     that both run one compiled copy of it.
 
     Scratch layout: A0 (TILE, n_in), then A[l] (TILE, sizes[l]) for l = 1..L; Z[l] is computed
     into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l].
-    tile_step puts its dZ and dA buffers, dZᵀ and the sums after them."""
+    tile_step puts its dZ and dA buffers, dZᵀ and the sums after them; with a sparse first
+    layer, A0's block is unused and the lists of the nonzero inputs come last (sparse_views)."""
     n_layers = sizes.size - 1
     A_prev = tile_view(scratch, 0, count, sizes[0])
     offset = TILE * sizes[0]
     for l in range(1, n_layers + 1):
         A = tile_view(scratch, offset, count, sizes[l])
-        if l >= first_layer:
+        if l >= first_dense_layer:
             W, b = weights_view(theta, sizes, l), bias_view(theta, sizes, l)
             dense_tile_forward(A, W, b, A_prev)
         if l < n_layers:
@@ -396,31 +404,38 @@ def tile_forward(scratch, theta, count, sizes, hidden, first_layer):
 
 @addressed_kernel
 def sparse_tile_forward(scratch, indices, theta, X, order, first, count, sizes, divisor):
-    """(1) for the first layer on the tile's nonzero inputs (tile_sparse.py): their lists
-    (gather_nonzero) into the end of the scratch and the index scratch, then Z[1] into A[1]'s
-    block, where tile_forward(…, first_layer=2) goes on from. θ's first layer is transposed.
+    """Equals gather_tile, then dense_tile_forward(Z[1], W[1], b[1], A0), up to rounding, on
+    the tile's nonzero inputs (tile_sparse.py): their lists (gather_nonzero) into the end of
+    the scratch and the index scratch, then (1) Z[1] into A[1]'s block, where
+    tile_forward(…, first_dense_layer=2) goes on from. θ's first layer is transposed.
     tile_step calls it by its address: a network that does not need it does not compile it."""
-    values, inputs, counts, sample_values, samples, input_counts = sparse_views(
-        scratch, indices, count, sizes
-    )
+    # theta (p,) with W[1]ᵀ (n_in, sizes[1]), X (N, n_in), order (N,) -> scratch, indices
+    (
+        input_values, nonzero_inputs, inputs_per_sample,
+        sample_values, nonzero_samples, samples_per_input,
+    ) = sparse_views(scratch, indices, count, sizes)  # fmt: skip
     gather_nonzero(
-        values, inputs, counts, sample_values, samples, input_counts, X, order, first, divisor
-    )
-    A = tile_view(scratch, TILE * sizes[0], count, sizes[1])
-    sparse_forward(
-        A, transposed_weights_view(theta, sizes), bias_view(theta, sizes, 1), values, inputs, counts
-    )
+        input_values, nonzero_inputs, inputs_per_sample,
+        sample_values, nonzero_samples, samples_per_input, X, order, first, divisor,
+    )  # fmt: skip
+    Z = tile_view(scratch, TILE * sizes[0], count, sizes[1])
+    W_T, b = transposed_weights_view(theta, sizes), bias_view(theta, sizes, 1)
+    sparse_forward(Z, W_T, b, input_values, nonzero_inputs, inputs_per_sample)
 
 
 @addressed_kernel
 def sparse_tile_backward(dtheta, scratch, indices, count, sizes, dZ_at, overwrite):
-    """(8), (9) for the first layer on the tile's nonzero inputs (tile_sparse.sparse_backward),
-    from the lists sparse_tile_forward made and dZ[1] at scratch[dZ_at:]; dθ's first layer is
-    transposed like θ's. tile_step calls it by its address, as sparse_tile_forward."""
-    _, _, _, sample_values, samples, input_counts = sparse_views(scratch, indices, count, sizes)
+    """Equals dense_tile_backward(dW[1], db[1], dZ[1], A0, overwrite), up to rounding, on the
+    tile's nonzero inputs (tile_sparse.sparse_backward), from the lists sparse_tile_forward
+    made and dZ[1] at scratch[dZ_at:]; dθ's first layer is transposed like θ's. tile_step calls
+    it by its address, as sparse_tile_forward."""
+    # dtheta (p,) with dW[1]ᵀ (n_in, sizes[1]); scratch, indices -> dW[1]ᵀ, db[1] in dtheta
+    _, _, _, sample_values, nonzero_samples, samples_per_input = sparse_views(
+        scratch, indices, count, sizes
+    )
     dW_T, db = transposed_weights_view(dtheta, sizes), bias_view(dtheta, sizes, 1)
     dZ = tile_view(scratch, dZ_at, count, sizes[1])
-    sparse_backward(dW_T, db, dZ, sample_values, samples, input_counts, overwrite)
+    sparse_backward(dW_T, db, dZ, sample_values, nonzero_samples, samples_per_input, overwrite)
 
 
 @inlined_kernel

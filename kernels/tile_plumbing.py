@@ -5,6 +5,9 @@
 
 Both take the same arguments as network.py's, for any number of layers, any activation, loss
 and optimizer, and X as uint8 pixels (divided by 255 as they are read) or floats (as given).
+A wide first layer on mostly-zero X runs on the nonzero inputs alone (tile_sparse.py;
+sparse_first_layer says when), with its weights transposed in θ and the optimizer's state
+while train_epoch runs (transpose_first_layer).
 The activation, loss and optimizer travel as integer codes, read at run time, and the
 hyperparameters as floats: so every network of one float type and one kind of X runs one
 compiled specialisation of each kernel, whatever its depth, and a machine compiles it once.
@@ -76,22 +79,27 @@ def train_epoch(
     theta, state1, state2, X, labels, order, sizes, hidden, loss, optimizer,
     learning_rate, weight_decay, beta1, beta2, eps, step, batch_size,
 ):  # fmt: skip
-    """network.train_epoch on tiles and threads: same arguments, same returns."""
+    """network.train_epoch on tiles and threads: same arguments, same returns. With a sparse
+    first layer (sparse_first_layer), θ, state1 and state2 hold that layer's weights transposed
+    while the epoch runs, and as network.py lays them out again when it returns or raises."""
     codes = (int(hidden), int(loss), int(optimizer))
     hyper = tuple(float(value) for value in (learning_rate, weight_decay, beta1, beta2, eps))
     arrays = (theta, state1, state2, X, labels, order, sizes)
     sparse = sparse_first_layer(X, sizes)
     kernels = kernel_addresses(*(typeof(array) for array in arrays), sparse)
-    if sparse:
-        transpose_first_layer(sizes, theta, state1, state2)
+    turned = []  # each array once, even if the caller passed one twice
     try:
+        for array in (theta, state1, state2) if sparse else ():
+            if not any(array is done for done in turned):
+                transpose_first_layer(sizes, array)
+                turned.append(array)
         return tile_threads.parallel_epoch(
             *arrays, *codes, *hyper, int(step), int(batch_size), input_divisor(X), sparse,
             *kernels,
         )  # fmt: skip
     finally:
-        if sparse:
-            transpose_first_layer(sizes, theta, state1, state2, back=True)
+        for array in turned:  # back, whatever happened
+            transpose_first_layer(sizes, array, back=True)
 
 
 def predict(outputs, theta, X, sizes, hidden, loss, chunk):
@@ -110,11 +118,11 @@ SPARSE_MAX_DENSITY = 0.3  # ... when at most this share of the inputs is nonzero
 def sparse_first_layer(X: np.ndarray, sizes: np.ndarray) -> bool:
     """Whether the first layer runs on the nonzero inputs alone (tile_sparse.py): when it has
     SPARSE_MIN_UNITS units or more (its loops over the units are then long enough to
-    vectorise) and at most SPARSE_MAX_DENSITY of X's numbers are nonzero, judged on up to
-    1,024 of its rows. MNIST's pixels are 19% nonzero."""
+    vectorise) and at most SPARSE_MAX_DENSITY of X's numbers are nonzero, judged on 1,024 of
+    its rows or fewer, spread over it. MNIST's pixels are 19% nonzero."""
     if sizes[1] < SPARSE_MIN_UNITS or X.size == 0:
         return False
-    rows = X[:: max(1, X.shape[0] // 1024)]
+    rows = X[:: -(-X.shape[0] // 1024)]  # every ⌈N / 1024⌉-th row
     return np.count_nonzero(rows) <= SPARSE_MAX_DENSITY * rows.size
 
 

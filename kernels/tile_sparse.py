@@ -5,7 +5,8 @@ An MNIST image has 147 nonzero pixels of 784 on average. A zero input adds nothi
 images that are mostly zeros these kernels visit only the nonzero inputs: a fifth of the
 first layer's multiply-adds. Each says which dense tile kernel of tile_math.py it equals; the
 sums are the same up to rounding (the zeros they skip add exactly nothing, the order of the
-rest differs).
+rest differs), as long as the weights and gradients are finite: the dense kernels multiply an
+infinite weight by a zero pixel into NaN, these never read it.
 
 Layout: the first layer's W transposed, W_T (n_in, n_out), so that the weights of one input to
 every unit are one contiguous row, and the loops over the units vectorise. tile_plumbing turns
@@ -32,43 +33,47 @@ def transposed_weights_view(theta, sizes):
 
 @inlined_kernel
 def gather_nonzero(
-    values, inputs, counts, sample_values, samples, input_counts, X, order, first, divisor
+    input_values, nonzero_inputs, inputs_per_sample,
+    sample_values, nonzero_samples, samples_per_input, X, order, first, divisor,
 ):  # fmt: skip
     """The tile's nonzero inputs, listed twice, each list padded to a multiple of 4 with
-    entries of value 0 (which add nothing):
-    by sample: sample s's nonzero inputs inputs[s, :counts[s]], in increasing order, and their
-    values values[s, t] = X[order[first + s], inputs[s, t]] / divisor, as gather_tile scales
-    them; by input: the samples in which input i is nonzero, samples[i, :input_counts[i]], in
-    increasing order, with the same values in sample_values[i]."""
-    # X (N, n_in), order (N,) -> values, inputs (count, n_in + 3), counts (count,),
-    # sample_values, samples (n_in, count + 3), input_counts (n_in,)
-    count = counts.size
-    n_in = input_counts.size
-    real = values.dtype.type
+    entries of value 0 that pick row 0 (and add nothing):
+    by sample: sample s's nonzero inputs, nonzero_inputs[s, :inputs_per_sample[s]], in
+    increasing order, and their values input_values[s, t] = X[order[first + s],
+    nonzero_inputs[s, t]] / divisor, as gather_tile scales them;
+    by input: the samples input i is nonzero in, nonzero_samples[i, :samples_per_input[i]], in
+    increasing order, and the same values in sample_values[i]."""
+    # X (N, n_in), order (N,) -> input_values, nonzero_inputs (count, n_in + 3),
+    # inputs_per_sample (count,), sample_values, nonzero_samples (n_in, count + 3),
+    # samples_per_input (n_in,)
+    count = inputs_per_sample.size
+    n_in = samples_per_input.size
+    real = input_values.dtype.type
     denominator = real(divisor)
     for i in range(n_in):
-        input_counts[i] = 0
+        samples_per_input[i] = 0
     for s in range(count):
-        row, nonzero, value = X[order[first + s]], inputs[s], values[s]
+        row, inputs, values = X[order[first + s]], nonzero_inputs[s], input_values[s]
         n = 0
         for i in range(n_in):  # without a branch: i is written, and kept only if row[i] ≠ 0
-            nonzero[n] = i
+            inputs[n] = i
             n += row[i] != 0
         for t in range(n):
-            i = nonzero[t]
-            a = real(row[i]) / denominator
-            value[t] = a
-            place = input_counts[i]
-            samples[i, place], sample_values[i, place] = s, a
-            input_counts[i] = place + 1
+            i = inputs[t]
+            value = real(row[i]) / denominator
+            values[t] = value
+            place = samples_per_input[i]
+            nonzero_samples[i, place], sample_values[i, place] = s, value
+            samples_per_input[i] = place + 1
         while n % 4 != 0:
-            nonzero[n], value[n] = 0, 0
+            inputs[n], values[n] = 0, 0
             n += 1
-        counts[s] = n
+        inputs_per_sample[s] = n
     for i in range(n_in):
-        while input_counts[i] % 4 != 0:
-            samples[i, input_counts[i]], sample_values[i, input_counts[i]] = 0, 0
-            input_counts[i] += 1
+        while samples_per_input[i] % 4 != 0:
+            place = samples_per_input[i]
+            nonzero_samples[i, place], sample_values[i, place] = 0, 0
+            samples_per_input[i] = place + 1
 
 
 @inlined_kernel
@@ -85,25 +90,26 @@ def add_picked_rows(row, rows, picks, scales, n):
 
 
 @inlined_kernel
-def sparse_forward(Z, W_T, b, values, inputs, counts):
-    """Equals dense_tile_forward(Z, W, b, A0) with W_T = Wᵀ, over A0's nonzero inputs:
-    (1) Z[s, :] = b + Σ_{i: A0[s, i] ≠ 0} A0[s, i]·W_T[i, :]."""
-    # W_T (n_in, n_out), b (n_out,), values, inputs, counts from gather_nonzero
-    # -> Z (count, n_out)
+def sparse_forward(Z, W_T, b, input_values, nonzero_inputs, inputs_per_sample):
+    """Equals dense_tile_forward(Z, W, b, A0) with W_T = Wᵀ, up to rounding and for finite W,
+    over A0's nonzero inputs: (1) Z[s, :] = b + Σ_{i: A0[s, i] ≠ 0} A0[s, i]·W_T[i, :]."""
+    # W_T (n_in, n_out), b (n_out,), the by-sample lists of gather_nonzero -> Z (count, n_out)
     count, n_out = Z.shape
     for s in range(count):
         z = Z[s]
         for j in range(n_out):
             z[j] = b[j]
-        add_picked_rows(z, W_T, inputs[s], values[s], counts[s])
+        add_picked_rows(z, W_T, nonzero_inputs[s], input_values[s], inputs_per_sample[s])
 
 
 @inlined_kernel
-def sparse_backward(dW_T, db, dZ, sample_values, samples, input_counts, overwrite):
-    """Equals dense_tile_backward(dW, db, dZ, A0, overwrite) with dW_T = dWᵀ, over A0's
-    nonzero inputs, an input at a time: (8) dW_T[i, :] += Σ_{s: A0[s, i] ≠ 0} A0[s, i]·dZ[s, :]
-    and (9) db[j] += Σ_s dZ[s, j]."""
-    # dZ (count, n_out), sample_values, samples, input_counts from gather_nonzero
+def sparse_backward(
+    dW_T, db, dZ, sample_values, nonzero_samples, samples_per_input, overwrite
+):  # fmt: skip
+    """Equals dense_tile_backward(dW, db, dZ, A0, overwrite) with dW_T = dWᵀ, up to rounding
+    and for finite dZ, over A0's nonzero inputs, an input at a time:
+    (8) dW_T[i, :] += Σ_{s: A0[s, i] ≠ 0} A0[s, i]·dZ[s, :] and (9) db[j] += Σ_s dZ[s, j]."""
+    # dZ (count, n_out), the by-input lists of gather_nonzero
     # -> dW_T (n_in, n_out), db (n_out,), accumulated
     count, n_out = dZ.shape
     n_in = dW_T.shape[0]
@@ -119,4 +125,4 @@ def sparse_backward(dW_T, db, dZ, sample_values, samples, input_counts, overwrit
         if overwrite:
             for j in range(n_out):
                 row[j] = 0
-        add_picked_rows(row, dZ, samples[i], sample_values[i], input_counts[i])
+        add_picked_rows(row, dZ, nonzero_samples[i], sample_values[i], samples_per_input[i])

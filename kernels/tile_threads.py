@@ -114,8 +114,9 @@ def parallel_epoch(
     chunk_gradient, update_block, tile_forward, sparse_tile_forward, sparse_tile_backward,
 ):  # fmt: skip
     """network.train_epoch's loop over the steps, X divided by `divisor` as it is read (255 for
-    uint8 pixels, 1 for floats); with `sparse`, the first layer of θ, its state and dθ are
-    transposed and (1), (8) run on the nonzero inputs (tile_sparse.py). Each step runs its
+    uint8 pixels, 1 for floats). With `sparse`, θ and its state arrive with the first layer's
+    weights transposed (dθ is made so), and that layer's (1), (8), (9) run on the nonzero
+    inputs (tile_sparse.py). Each step runs its
     parallel loop twice: over the chunks, every chunk's summed gradient (8), (9); then over the
     blocks of θ, dθ, (12) and the update."""
     n_samples = order.size

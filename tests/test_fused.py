@@ -112,20 +112,23 @@ def test_dense_tile_kernels_equal_the_per_equation_kernels(n_out, n_in, count, d
 
 
 def sparse_pixels(rng, shape, density=0.2):
-    """uint8 pixels, about `density` of them nonzero, as in MNIST; the first row all zeros and
-    the second all nonzero, the two ends of what a row can be."""
+    """uint8 pixels, about `density` of them nonzero, as in MNIST; below density 1, the first
+    row all zeros and the second all nonzero, the two ends of what a row can be."""
     pixels = rng.integers(1, 256, shape, dtype=np.uint8) * (rng.random(shape) < density)
-    pixels[0], pixels[1] = 0, rng.integers(1, 256, shape[1])
+    if density < 1:
+        pixels[0], pixels[1] = 0, rng.integers(1, 256, shape[1])
     return pixels.astype(np.uint8)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("density", [0.2, 1.0])
 @pytest.mark.parametrize(("n_out", "n_in", "count"), [*TILE_SHAPES, (70, 29, 13), (9, 40, 64)])
-def test_sparse_tile_kernels_equal_the_dense_tile_kernels(n_out, n_in, count, dtype):
+def test_sparse_tile_kernels_equal_the_dense_tile_kernels(n_out, n_in, count, density, dtype):
     """tile_sparse.py's first layer, on the nonzero inputs alone, against the dense tile
-    kernels it says it equals, on inputs from none to all nonzero in a row."""
+    kernels it says it equals, on inputs from none to all nonzero in a row; at density 1 every
+    list is as long as it can be, padding included."""
     rng = np.random.default_rng(n_out + n_in)
-    X = sparse_pixels(rng, (count + 5, n_in))
+    X = sparse_pixels(rng, (count + 5, n_in), density)
     order = rng.permutation(count + 5)
     order[3:5] = 0, 1  # the all-zero and the all-nonzero rows are in the tile
     W, b = rng.normal(size=(n_out, n_in)).astype(dtype), rng.normal(size=n_out).astype(dtype)
@@ -135,32 +138,37 @@ def test_sparse_tile_kernels_equal_the_dense_tile_kernels(n_out, n_in, count, dt
 
     A0 = np.empty((count, n_in), dtype)
     tile_math.gather_tile(A0, X, order, 3, 255.0)
-    values, inputs = np.full((count, n_in + 3), np.nan, dtype), np.full((count, n_in + 3), -1)
-    sample_values = np.full((n_in, count + 3), np.nan, dtype)
-    samples = np.full((n_in, count + 3), -1, np.int32)
-    counts, input_counts = np.full(count, -1, np.int32), np.full(n_in, -1, np.int32)
-    lists = (values, inputs.astype(np.int32), counts, sample_values, samples, input_counts)
-    tile_sparse.gather_nonzero(*lists, X, order, 3, 255.0)
-    inputs = lists[1]
-    for s in range(count):  # by sample, then padded with zeros to a multiple of 4
-        nonzero = np.flatnonzero(A0[s])
-        assert counts[s] == 4 * -(-nonzero.size // 4)
-        assert np.array_equal(inputs[s, : nonzero.size], nonzero)
-        assert np.array_equal(values[s, : nonzero.size], A0[s, nonzero])  # bit for bit
-        assert not values[s, nonzero.size : counts[s]].any()
+    # the lists' rows as sparse_views cuts them, and one column more that must stay untouched
+    input_values = np.full((count, n_in + 4), np.nan, dtype)
+    nonzero_inputs = np.full((count, n_in + 4), -1, np.int32)
+    sample_values = np.full((n_in, count + 4), np.nan, dtype)
+    nonzero_samples = np.full((n_in, count + 4), -1, np.int32)
+    inputs_per_sample, samples_per_input = np.full(count, -1, np.int32), np.full(n_in, -1, np.int32)
+    by_sample = (input_values, nonzero_inputs, inputs_per_sample)
+    by_input = (sample_values, nonzero_samples, samples_per_input)
+    tile_sparse.gather_nonzero(*by_sample, *by_input, X, order, 3, 255.0)
+    assert np.isnan(input_values[:, -1]).all() and (nonzero_inputs[:, -1] == -1).all()
+    assert np.isnan(sample_values[:, -1]).all() and (nonzero_samples[:, -1] == -1).all()
+    for s in range(count):  # by sample, then padded to a multiple of 4 with 0, picking row 0
+        nonzero, padded = np.flatnonzero(A0[s]), inputs_per_sample[s]
+        assert padded == 4 * -(-nonzero.size // 4)
+        assert np.array_equal(nonzero_inputs[s, : nonzero.size], nonzero)
+        assert np.array_equal(input_values[s, : nonzero.size], A0[s, nonzero])  # bit for bit
+        assert not input_values[s, nonzero.size : padded].any()
+        assert not nonzero_inputs[s, nonzero.size : padded].any()
     for i in range(n_in):  # by input, the same
-        listed = np.flatnonzero(A0[:, i])
-        assert input_counts[i] == 4 * -(-listed.size // 4)
-        assert np.array_equal(samples[i, : listed.size], listed)
+        listed, padded = np.flatnonzero(A0[:, i]), samples_per_input[i]
+        assert padded == 4 * -(-listed.size // 4)
+        assert np.array_equal(nonzero_samples[i, : listed.size], listed)
         assert np.array_equal(sample_values[i, : listed.size], A0[listed, i])
-        assert not sample_values[i, listed.size : input_counts[i]].any()
+        assert not sample_values[i, listed.size : padded].any()
+        assert not nonzero_samples[i, listed.size : padded].any()
 
     Z, expected = np.full((count, n_out), np.nan, dtype), np.full((count, n_out), np.nan, dtype)
-    tile_sparse.sparse_forward(Z, W_T, b, values, inputs, counts)
+    tile_sparse.sparse_forward(Z, W_T, b, *by_sample)
     tile_math.dense_tile_forward(expected, W, b, A0)
     assert_close(Z, expected, rtol=rtol, atol=atol, what="(1) Z")
 
-    by_input = (sample_values, samples, input_counts)
     dW, db = np.ones_like(W), np.ones_like(b)  # both add to what is there
     dW_T, db_sparse = np.ones_like(W_T), np.ones_like(b)
     tile_math.dense_tile_backward(dW, db, dZ, A0, False)
@@ -324,6 +332,13 @@ def test_the_first_layer_runs_on_nonzero_inputs_when_wide_and_mostly_zero():
     assert not tile_plumbing.sparse_first_layer(sparse, narrow)
     assert not tile_plumbing.sparse_first_layer(dense.astype(np.uint8), wide)
     assert not tile_plumbing.sparse_first_layer(sparse[:0], wide)
+    # judged on every ⌈N / 1024⌉-th row: here every 3rd of 3,000, where exactly 30% (9 of 30
+    # inputs) are nonzero; the other rows, all nonzero, are not looked at
+    X = np.ones((3000, 30), np.uint8)
+    X[::3, 9:] = 0
+    assert tile_plumbing.sparse_first_layer(X, np.array([30, 64, 10]))
+    X[::3, 9] = 1  # 10 of 30 nonzero: over the line
+    assert not tile_plumbing.sparse_first_layer(X, np.array([30, 64, 10]))
 
 
 def test_the_first_layer_turns_to_its_transpose_and_back():
@@ -339,7 +354,8 @@ def test_the_first_layer_turns_to_its_transpose_and_back():
 
 SPARSE_CASES = [
     *itertools.product(SPARSE_DEPTHS, ["relu"], OPTIMIZERS, [7]),
-    *itertools.product(["70"], ["tanh"], ["adam"], [1, 100, N_SAMPLES]),
+    # one sample a step; two chunks; one chunk of two tiles (64 + 26); five chunks of 40-44
+    *itertools.product(["70"], ["tanh"], ["adam"], [1, 100, 90, N_SAMPLES]),
 ]
 
 
@@ -356,6 +372,37 @@ def test_sparse_first_layer_epoch_matches_the_per_equation_path(
     args = (net, X, labels, order, optimizer, batch_size, weight_decay, 3)
     got, expected = epoch(tile_plumbing, *args), epoch(network, *args)
     assert_same_epoch(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_sparse_layer_without_hidden_layers_matches_the_per_equation_path():
+    """A network with no hidden layer and 64 classes: the sparse layer is the output layer."""
+    rng = np.random.default_rng(6)
+    net = init_network((N_IN, 64), "relu", "cross-entropy", None, "float64", rng)
+    X = sparse_pixels(rng, (N_SAMPLES, N_IN)) / 255.0
+    labels, order = rng.integers(0, 64, N_SAMPLES), rng.permutation(N_SAMPLES)
+    assert tile_plumbing.sparse_first_layer(X, net.layer_sizes)
+    args = (net, X, labels, order, "adam", 7, 0.0, 3)
+    got, expected = epoch(tile_plumbing, *args), epoch(network, *args)
+    assert_same_epoch(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_the_first_layer_turns_back_when_the_epoch_raises(monkeypatch):
+    net, X, labels, order = sparse_problem((70,), np.float64)
+    theta, state1 = net.theta.copy(), np.arange(net.theta.size, dtype=np.float64)
+    state2 = state1 * 2
+    before = (theta.copy(), state1.copy(), state2.copy())
+
+    def interrupted(*arguments):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tile_threads, "parallel_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tile_plumbing.train_epoch(
+            theta, state1, state2, X, labels, order, net.layer_sizes, RELU, CROSS_ENTROPY, ADAM,
+            0.05, 0.0, 0.9, 0.999, 1e-8, 0, 7,
+        )  # fmt: skip
+    for got, want in zip((theta, state1, state2), before, strict=True):
+        assert np.array_equal(got, want)
 
 
 @pytest.mark.parametrize("depth", SPARSE_DEPTHS)
