@@ -378,10 +378,9 @@ def tile_forward(scratch, theta, count, sizes, hidden, first_dense_layer):
     """(1) for layers first_dense_layer..L and (2) for every hidden layer, for the `count`
     samples whose inputs A0 gather_tile has put at the start of the scratch
     (first_dense_layer = 1), or whose Z[1] sparse_tile_forward has put in A[1]'s block
-    (first_dense_layer = 2). The top layer's
-    logits Z[L] are left in its block of the scratch; returns that block's offset. Training
-    (tile_step) and prediction (forward_tiles) call it by the address of its machine code, so
-    that both run one compiled copy of it.
+    (first_dense_layer = 2). The top layer's logits Z[L] are left in its block of the scratch;
+    returns that block's offset. Training (tile_step) and prediction (forward_tiles) call it by
+    the address of its machine code, so that both run one compiled copy of it.
 
     Scratch layout: A0 (TILE, n_in), then A[l] (TILE, sizes[l]) for l = 1..L; Z[l] is computed
     into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l].
