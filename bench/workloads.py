@@ -98,7 +98,7 @@ class Case:
         first layer that skips the zero inputs: the first layer's (1) and (8) times that share."""
         products = [n_out * n_in for n_in, n_out in itertools.pairwise(self.sizes)]
         first_layer = 2 * products[0] * nonzero_share
-        return round(n_samples * (first_layer + 2 * sum(products[1:]) + sum(products[1:])))
+        return round(n_samples * (first_layer + 3 * sum(products[1:])))
 
     @property
     def shape(self) -> str:

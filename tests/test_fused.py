@@ -289,14 +289,9 @@ def test_uint8_pixels_train_as_the_floats_they_stand_for(depth, dtype):
     assert_same_epoch(got, expected, rtol=rtol, atol=atol)
 
 
-@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="without the JIT there are no threads")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch_size", [100, 1000])
-@pytest.mark.parametrize("hidden", [(33,), (33, 17), (33, 17, 12)])
-def test_tiled_epoch_is_bit_identical_for_any_thread_count(hidden, dtype, batch_size):
-    """Chunks are fixed by the batch size, never by the threads, and summed in chunk order."""
-    net, _, labels, order = problem(hidden, "relu", "cross-entropy", dtype, 1, n_samples=2000)
-    X = np.random.default_rng(2).integers(0, 256, (2000, N_IN), dtype=np.uint8)
+def same_epoch_on_any_thread_count(net, X, labels, order, batch_size):
+    """An Adam epoch on 1 thread, on all of numba's, and on 1 again: the returns and θ and
+    both states must be the same bits every time. Returns the first run's (returns, state)."""
     results = []
     before = numba.get_num_threads()
     try:
@@ -310,6 +305,18 @@ def test_tiled_epoch_is_bit_identical_for_any_thread_count(hidden, dtype, batch_
         assert returned == first
         for got, want in zip(state, first_state, strict=True):
             assert np.array_equal(got, want)
+    return first, first_state
+
+
+@pytest.mark.skipif(numba.config.DISABLE_JIT, reason="without the JIT there are no threads")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [100, 1000])
+@pytest.mark.parametrize("hidden", [(33,), (33, 17), (33, 17, 12)])
+def test_tiled_epoch_is_bit_identical_for_any_thread_count(hidden, dtype, batch_size):
+    """Chunks are fixed by the batch size, never by the threads, and summed in chunk order."""
+    net, _, labels, order = problem(hidden, "relu", "cross-entropy", dtype, 1, n_samples=2000)
+    X = np.random.default_rng(2).integers(0, 256, (2000, N_IN), dtype=np.uint8)
+    same_epoch_on_any_thread_count(net, X, labels, order, batch_size)
 
 
 # First layers wide enough for tile_sparse.py (SPARSE_MIN_UNITS), on pixels that are mostly 0
@@ -419,19 +426,7 @@ def test_sparse_first_layer_epoch_is_bit_identical_for_any_thread_count(batch_si
     net, _, labels, order = sparse_problem((70, 17), np.float32, 1, n_samples=2000)
     X = sparse_pixels(np.random.default_rng(2), (2000, N_IN))  # uint8, as training passes them
     assert tile_plumbing.sparse_first_layer(X, net.layer_sizes)
-    results = []
-    before = numba.get_num_threads()
-    try:
-        for threads in (1, numba.config.NUMBA_NUM_THREADS, 1):
-            numba.set_num_threads(threads)
-            results.append(epoch(tile_plumbing, net, X, labels, order, "adam", batch_size, 0.001))
-    finally:
-        numba.set_num_threads(before)
-    (first, first_state), *others = results
-    for returned, state in others:
-        assert returned == first
-        for got, want in zip(state, first_state, strict=True):
-            assert np.array_equal(got, want)
+    first, first_state = same_epoch_on_any_thread_count(net, X, labels, order, batch_size)
     from_floats = epoch(tile_plumbing, net, X / np.float32(255), labels, order, "adam",
                         batch_size, 0.001)  # fmt: skip
     assert from_floats[0] == first  # uint8 pixels train as the floats they stand for
