@@ -65,14 +65,35 @@ def gather_tile(A0, X, order, first, divisor):
     Equals network.gather_batch's A0 (transposed) after training.to_inputs, bit for bit: the
     pixel converted to the float type, then divided, as to_inputs does. A division, not a
     multiplication by 1/255, which rounds 126 of the 256 pixel values differently in float32.
+
+    Eight rows at a time: the rows lie anywhere in X, and each one read alone waits for memory
+    before the next is asked for; eight in one loop wait together. The 784-10-10 epoch at
+    batch 100 took 32 ms on 2 threads against 36 ms one row at a time (bench/README).
     """
     # X (N, n_in) uint8 or float, order (N,) -> A0 (count, n_in)
     count, n_in = A0.shape
     real = A0.dtype.type
     denominator = real(divisor)
-    for s in range(count):
-        row = X[order[first + s]]
-        inputs = A0[s]
+    s = 0
+    while s + 8 <= count:
+        r = first + s
+        x0, x1, x2, x3 = X[order[r]], X[order[r + 1]], X[order[r + 2]], X[order[r + 3]]
+        x4, x5, x6, x7 = X[order[r + 4]], X[order[r + 5]], X[order[r + 6]], X[order[r + 7]]
+        a0, a1, a2, a3 = A0[s], A0[s + 1], A0[s + 2], A0[s + 3]
+        a4, a5, a6, a7 = A0[s + 4], A0[s + 5], A0[s + 6], A0[s + 7]
+        for i in range(n_in):
+            a0[i] = real(x0[i]) / denominator
+            a1[i] = real(x1[i]) / denominator
+            a2[i] = real(x2[i]) / denominator
+            a3[i] = real(x3[i]) / denominator
+            a4[i] = real(x4[i]) / denominator
+            a5[i] = real(x5[i]) / denominator
+            a6[i] = real(x6[i]) / denominator
+            a7[i] = real(x7[i]) / denominator
+        s += 8
+    gathered = s
+    for s in range(gathered, count):  # the last count mod 8 rows: one at a time
+        row, inputs = X[order[first + s]], A0[s]
         for i in range(n_in):
             inputs[i] = real(row[i]) / denominator
 
@@ -249,8 +270,9 @@ def softmax_cross_entropy_tile(dZ, Z, labels, order, first):
             total += e
         label = labels[order[first + s]]
         loss_sum -= z[label] - largest - math.log(total)  # (4) −log A[s, y], finite everywhere
+        share = dz.dtype.type(1 / total)  # one division, then k multiplications
         for c in range(k):
-            dz[c] = dz[c] / total  # (3)
+            dz[c] = dz[c] * share  # (3)
         dz[label] -= 1  # (6) dZ = A − Y
     return loss_sum
 

@@ -218,19 +218,23 @@ def test_output_tiles_equal_the_per_equation_kernels(count):
 
 
 def test_gather_scales_pixels_as_training_did():
+    """Every pixel value, in the rows gather_tile reads eight at a time and in those it reads
+    one at a time after them (11 rows: 8 + 3), and in a tile shorter than eight."""
     rng = np.random.default_rng(3)
-    X = rng.integers(0, 256, (9, N_IN), dtype=np.uint8)
-    X[0] = (0, 255, *X[0, 2:])  # both ends of the range
-    order = rng.permutation(9)
-    for dtype in (np.float32, np.float64):
-        A0 = np.empty((4, N_IN), dtype)
+    n_in = 259
+    X = rng.integers(0, 256, (20, n_in), dtype=np.uint8)
+    X[1, :256] = np.arange(256)  # every pixel value
+    order = rng.permutation(20)
+    order[5], order[12] = 1, 0  # among the eight and among the last three
+    for dtype, count in itertools.product((np.float32, np.float64), (11, 4)):
+        A0 = np.empty((count, n_in), dtype)
         tile_math.gather_tile(A0, X, order, 3, tile_plumbing.input_divisor(X))
-        expected = X[order[3:7]].astype(dtype) / dtype(255)  # training.to_inputs
+        expected = X[order[3 : 3 + count]].astype(dtype) / dtype(255)  # training.to_inputs
         assert np.array_equal(A0, expected)  # bit for bit
     floats = X.astype(np.float64) / 255
-    A0 = np.empty((4, N_IN))
+    A0 = np.empty((11, n_in))
     tile_math.gather_tile(A0, floats, order, 3, tile_plumbing.input_divisor(floats))
-    assert np.array_equal(A0, floats[order[3:7]])  # floats as given, bit for bit
+    assert np.array_equal(A0, floats[order[3:14]])  # floats as given, bit for bit
 
 
 # ---- the whole epoch ---------------------------------------------------------------------------
