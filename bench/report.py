@@ -247,15 +247,23 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def chart_suites(results: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """The suites the chart shows: those with two implementations or more to compare (the peak
+    probe's, numba's alone, is in its table)."""
+    suites = medians_by_suite(results)
+    return {suite: groups for suite, groups in suites.items()
+            if len(implementation_columns(groups)) > 1}  # fmt: skip
+
+
 def write_chart(results: dict, path: Path) -> None:
-    """Per suite, each group's medians relative to numpy's (else to the first implementation's),
-    as horizontal bars on a log scale."""
+    """Per suite of chart_suites, each group's medians relative to numpy's (else to the first
+    implementation's), as horizontal bars on a log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    suites = medians_by_suite(results)
+    suites = chart_suites(results)
     heights = [1.2 + 0.25 * len(groups) * max(1.0, len(implementation_columns(groups)) / 3)
                for groups in suites.values()]  # fmt: skip
     figure, axes = plt.subplots(
@@ -309,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.out / 'report.md'} (pip install matplotlib, or the project's `plot` extra)",
             file=sys.stderr,
         )
+        return 0
+    if not chart_suites(results):
+        print(f"report: nothing to compare, so no chart; wrote {args.out / 'report.md'}",
+              file=sys.stderr)  # fmt: skip
         return 0
     write_chart(results, args.out / "report.png")
     print(f"report: wrote {args.out / 'report.md'} and {args.out / 'report.png'}", file=sys.stderr)

@@ -239,3 +239,20 @@ def test_command_line(results_file, tmp_path):
     assert completed.returncode == 0, completed.stderr
     assert EPOCH_GROUP in completed.stdout
     assert (tmp_path / "o" / "report.md").is_file()
+
+
+def test_chart_leaves_out_what_has_nothing_to_compare():
+    """The peak probe (numba alone) is in its table, not in the chart."""
+    assert set(report.chart_suites(made_up_results())) == {"kernel", "epoch", "threads"}
+
+
+def test_no_chart_when_nothing_is_compared(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib (the `chart` extra) is not installed")
+    results = made_up_results()
+    results["benchmarks"] = [b for b in results["benchmarks"] if b["group"] == PEAK_GROUP]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    assert report.main([str(path), "--out", str(tmp_path)]) == 0
+    assert "nothing to compare, so no chart" in capsys.readouterr().err
+    assert (tmp_path / "report.md").is_file()
+    assert not (tmp_path / "report.png").exists()
