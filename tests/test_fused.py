@@ -217,24 +217,46 @@ def test_output_tiles_equal_the_per_equation_kernels(count):
     assert tile_math.count_correct_tile(Z, labels, order, 0) == expected_correct
 
 
+def test_the_softmax_tile_is_within_a_bit_of_softmax_forward_in_float32():
+    """The tile multiplies e by 1/Σe where softmax_forward divides e by Σe: in float32 they
+    may differ in the last bit, no more."""
+    rng = np.random.default_rng(5)
+    count, k = 64, 10
+    Z = rng.normal(0, 3, (count, k)).astype(np.float32)
+    labels, order = rng.integers(0, k, count), np.arange(count)
+    Y = np.eye(k, dtype=np.float32)[labels].T.copy()
+    dZ, A = np.empty_like(Z), np.empty((k, count), np.float32)
+    tile_math.softmax_cross_entropy_tile(dZ, Z, labels, order, 0)
+    output.softmax_forward(A, Z.T.copy())
+    expected_dZ = np.empty_like(A)
+    output.output_error(expected_dZ, A, Y)
+    others = Y.T == 0  # where dZ is A itself
+    assert np.all(np.abs(dZ - A.T)[others] <= np.spacing(A.T[others]))
+    assert np.abs(dZ - expected_dZ.T).max() <= np.spacing(np.float32(1))  # A − 1 at the label
+
+
 def test_gather_scales_pixels_as_training_did():
-    """Every pixel value, in the rows gather_tile reads eight at a time and in those it reads
-    one at a time after them (11 rows: 8 + 3), and in a tile shorter than eight."""
+    """Rows that hold every pixel value, among those gather_tile reads eight at a time and
+    among those it reads one at a time after them: tiles of 19 (8 + 8 + 3), 16 (no rows after
+    the eights) and 4 (none read eight at a time)."""
     rng = np.random.default_rng(3)
     n_in = 259
-    X = rng.integers(0, 256, (20, n_in), dtype=np.uint8)
-    X[1, :256] = np.arange(256)  # every pixel value
-    order = rng.permutation(20)
-    order[5], order[12] = 1, 0  # among the eight and among the last three
-    for dtype, count in itertools.product((np.float32, np.float64), (11, 4)):
+    X = rng.integers(0, 256, (30, n_in), dtype=np.uint8)
+    X[0, :256], X[1, :256] = np.arange(256), np.arange(255, -1, -1)  # every pixel value
+    order = rng.permutation(30)
+    first = 3
+    order[first + 13], order[first + 17] = 1, 0  # in the second eight, and after the eights
+    order[first + 2] = 0  # in the first eight, and in the tile of 4
+    for dtype, count in itertools.product((np.float32, np.float64), (19, 16, 4)):
         A0 = np.empty((count, n_in), dtype)
-        tile_math.gather_tile(A0, X, order, 3, tile_plumbing.input_divisor(X))
-        expected = X[order[3 : 3 + count]].astype(dtype) / dtype(255)  # training.to_inputs
+        tile_math.gather_tile(A0, X, order, first, tile_plumbing.input_divisor(X))
+        expected = X[order[first : first + count]].astype(dtype) / dtype(255)  # to_inputs
         assert np.array_equal(A0, expected)  # bit for bit
     floats = X.astype(np.float64) / 255
-    A0 = np.empty((11, n_in))
-    tile_math.gather_tile(A0, floats, order, 3, tile_plumbing.input_divisor(floats))
-    assert np.array_equal(A0, floats[order[3:14]])  # floats as given, bit for bit
+    for dtype in (np.float32, np.float64):  # floats as given, in A0's float type
+        A0 = np.empty((19, n_in), dtype)
+        tile_math.gather_tile(A0, floats, order, first, tile_plumbing.input_divisor(floats))
+        assert np.array_equal(A0, floats[order[first : first + 19]].astype(dtype))
 
 
 # ---- the whole epoch ---------------------------------------------------------------------------
