@@ -29,7 +29,6 @@ from .training import (
     SLOW_COMPILE_SECONDS,
     call_if_slow,
     predict_outputs,
-    to_inputs,
 )
 
 PROG = "python -m fastnn.predict"
@@ -139,9 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         if dataset.test_images is None:
             raise FastnnError(f"{dataset.source}: has no test set; use --csv to predict a CSV")
         images, labels, source = dataset.test_images, dataset.test_labels, dataset.source
-    inputs = to_inputs(images, str(net.dtype))
-    compile_once(net, inputs, args.backend)
-    predicted = predict_outputs(net, inputs, args.backend).argmax(axis=1)
+    compile_once(net, images, args.backend)  # uint8 pixels or floats: predict_outputs takes both
+    predicted = predict_outputs(net, images, args.backend).argmax(axis=1)
     if labels is not None:
         correct = float(np.mean(predicted == labels))
         print(f"accuracy: {100 * correct:.2f}% on {len(labels)} images from {source}")
@@ -178,7 +176,7 @@ def predict_images(
     """--image: read and prepare every file first (a bad one stops everything, with nothing
     written), then print the three likeliest digits of each, then write --out and --save-seen."""
     digits = np.stack([read_digit(path) for path in paths])  # (n, 28, 28) uint8
-    inputs = to_inputs(digits.reshape(len(paths), -1), str(net.dtype))
+    inputs = digits.reshape(len(paths), -1)  # pixels, scaled as predict_outputs reads them
     compile_once(net, inputs, backend)
     chances = probabilities(net, predict_outputs(net, inputs, backend))
     top = np.argsort(-chances, axis=1, kind="stable")[:, :3]

@@ -322,7 +322,7 @@ def trace(model: object, image: np.ndarray, label: int | None = None) -> Trace:
         raise FastnnError("the image holds NaN or infinity")
     k = net.sizes[-1]
     classes = labels_of(net)
-    predicted = classes[int(predict_outputs(net, X).argmax(axis=1)[0])]
+    predicted = classes[int(predict_outputs(net, pixels.reshape(1, -1)).argmax(axis=1)[0])]
     label_given = label is not None
     if label is None:
         label = predicted

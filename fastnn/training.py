@@ -159,15 +159,18 @@ def split_rows(
 
 def predict_outputs(net: Network, X: np.ndarray, backend: str = "numba") -> np.ndarray:
     """The network's output layer A[L] for every row of X, shape (N, k). X as to_inputs takes
-    it: uint8 pixels (scaled to [0, 1] here, PREDICT_CHUNK rows at a time, so that no float copy
-    of all of X is made) or floats (used as given)."""
+    it: uint8 pixels or floats (used as given). The numba kernels read uint8 pixels as they are
+    and scale each as they read it (the same bits as to_inputs); for the oracle they are scaled
+    here, PREDICT_CHUNK rows at a time, so that no float copy of all of X is made."""
     outputs = np.empty((X.shape[0], net.sizes[-1]), dtype=net.dtype)
-    step = PREDICT_CHUNK if X.dtype == np.uint8 else max(1, X.shape[0])
+    as_bytes = backend == "numba" and X.dtype == np.uint8
+    step = PREDICT_CHUNK if X.dtype == np.uint8 and not as_bytes else max(1, X.shape[0])
     for first in range(0, X.shape[0], step):
+        rows = X[first : first + step]
         backend_functions(backend).predict(
             outputs[first : first + step],
             net.theta,
-            to_inputs(X[first : first + step], net.dtype.name),
+            np.ascontiguousarray(rows) if as_bytes else to_inputs(rows, net.dtype.name),
             net.layer_sizes,
             ACTIVATIONS[net.activation],
             LOSSES[net.loss],
@@ -229,10 +232,12 @@ def train(
     rows, dev_rows = split_rows(len(train_labels), config.dev_size, rng)
     labels = train_labels[rows].astype(np.int64)
     dev_labels = train_labels[dev_rows].astype(np.int64)
-    dev_X = to_inputs(train_images[dev_rows], config.dtype)
-    # uint8 pixels stay bytes, and are not copied, for the numba kernels: they read the rows
-    # rows[order] of the caller's images and scale them as they read them
-    if config.backend == "numba" and train_images.dtype == np.uint8:
+    # uint8 pixels stay bytes for the numba kernels, which scale them as they read them: the
+    # training images are not copied (the kernels read the rows rows[order] of the caller's),
+    # and the dev images are predicted as bytes too (predict_outputs)
+    as_bytes = config.backend == "numba" and train_images.dtype == np.uint8
+    dev_X = train_images[dev_rows] if as_bytes else to_inputs(train_images[dev_rows], config.dtype)
+    if as_bytes:
         X, X_labels = np.ascontiguousarray(train_images), train_labels.astype(np.int64)
     else:
         X, X_labels = to_inputs(train_images[rows], config.dtype), labels
@@ -336,14 +341,15 @@ def compile_kernels(
     same compiled kernels (kernels/tile_plumbing.py), so only a machine's first run of a float
     type compiles; later runs load them. A first layer that will run on X's nonzero inputs
     alone (tile_plumbing.sparse_first_layer) needs two kernels more, compiled the first time
-    one does. Without X, the kernels for a dense first layer.
+    one does. Without X, those for uint8 images and a dense first layer.
     """
     from .kernels import tile_plumbing
 
     started = time.perf_counter()
     sparse = X is not None and tile_plumbing.sparse_first_layer(X, net.layer_sizes)
+    inputs = "uint8" if X is None else X.dtype.name
     epoch_arguments, predict_arguments = tiny_run(
-        net.sizes, net.dtype.name, codes, hyper, batch_size, sparse
+        net.sizes, net.dtype.name, codes, hyper, batch_size, sparse, inputs
     )
     numba_train_epoch(*epoch_arguments)
     numba_predict(*predict_arguments)
@@ -357,13 +363,15 @@ def tiny_run(
     hyper: Sequence[float],
     batch_size: int,
     sparse: bool = False,
+    inputs: str = "uint8",
 ) -> tuple[tuple, tuple]:
     """Arguments for a two-sample epoch and prediction, of the Numba types training passes:
-    C arrays of the network's float type for θ and its states, uint8 images for the epoch and
-    floats for the prediction, int64 labels and order. The images are all 0 if `sparse`, so
-    that a wide enough first layer runs on their nonzero inputs (tile_plumbing.py), else all 1."""
+    C arrays of the network's float type for θ and its states, images of the `inputs` type for
+    both (uint8 pixels, as train() keeps them for the epoch and the dev set, or the floats it
+    makes of other images), int64 labels and order. The images are all 0 if `sparse`, so that a
+    wide enough first layer runs on their nonzero inputs (tile_plumbing.py), else all 1."""
     theta = np.zeros(parameter_count(tuple(sizes)), dtype)
-    images = np.full((2, sizes[0]), 0 if sparse else 1, np.uint8)
+    images = np.full((2, sizes[0]), 0 if sparse else 1, inputs)
     epoch_arguments = (
         theta, np.zeros_like(theta), np.zeros_like(theta), images,
         np.zeros(2, np.int64), np.arange(2), np.array(sizes, np.int64),
@@ -371,7 +379,7 @@ def tiny_run(
         min(int(batch_size), 2),
     )  # fmt: skip
     predict_arguments = (
-        np.empty((2, sizes[-1]), dtype), theta, np.zeros((2, sizes[0]), dtype),
+        np.empty((2, sizes[-1]), dtype), theta, images,
         np.array(sizes, np.int64), int(codes[0]), int(codes[1]), PREDICT_CHUNK,
     )  # fmt: skip
     return epoch_arguments, predict_arguments

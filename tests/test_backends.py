@@ -15,7 +15,7 @@ from compare import assert_close
 from data_helpers import mnist_dir
 
 from fastnn.data import load_mnist_dir
-from fastnn.training import TrainConfig, train
+from fastnn.training import TrainConfig, predict_outputs, to_inputs, train
 
 N_IMAGES = 2000
 BASE = TrainConfig(hidden=(17,), epochs=3, batch_size=100, dev_size=500, dtype="float64", seed=7)
@@ -140,3 +140,19 @@ def test_different_seeds_give_different_weights(mnist_subset):
     assert first.network.theta.shape == second.network.theta.shape
     assert not np.array_equal(first.network.theta, second.network.theta)
     assert np.max(np.abs(first.network.theta - second.network.theta)) > 1e-2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predicting_bytes_equals_predicting_their_floats(mnist_subset, dtype):
+    """predict_outputs hands uint8 pixels to the numba kernels as they are (they scale them as
+    they read them): the outputs are those of the floats to_inputs makes, bit for bit, and the
+    oracle's agree with them (it scales its chunks of rows itself)."""
+    images, labels = mnist_subset
+    config = dataclasses.replace(BASE, hidden=(17, 9), epochs=1, dtype=dtype)
+    net = run(config, (images, labels)).network
+    rows = images[-1203:]  # more rows than the oracle's chunks of PREDICT_CHUNK
+    from_bytes = predict_outputs(net, rows, "numba")
+    assert np.array_equal(from_bytes, predict_outputs(net, to_inputs(rows, dtype), "numba"))
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    oracle = predict_outputs(net, rows, "numpy")
+    assert_close(from_bytes, oracle, rtol=rtol, atol=rtol, what="A[L]")

@@ -98,14 +98,16 @@ def test_one_compile_serves_every_depth_and_a_second_process_loads_it(tmp_path) 
 
 
 def test_the_tiny_run_passes_the_types_training_passes() -> None:
-    """uint8 images to the epoch, as train() keeps them; floats to predict, as to_inputs makes
-    them; C arrays and int64 labels and order. A difference would compile a second time."""
-    epoch_arguments, predict_arguments = tiny_run(
-        (784, 7, 10), "float32", (0, 0, 2), (0.001, 0, 0.9, 0.999, 1e-8), 100
-    )
-    theta, state1, state2, X, labels, order, sizes = epoch_arguments[:7]
-    assert X.dtype == np.uint8 and X.flags.c_contiguous
-    assert theta.dtype == state1.dtype == state2.dtype == np.float32
-    assert labels.dtype == order.dtype == sizes.dtype == np.int64
-    assert all(isinstance(value, float) for value in epoch_arguments[10:15])
-    assert predict_arguments[2].dtype == np.float32
+    """uint8 images to the epoch and to predict, as train() keeps them for both, or the floats
+    it makes of other images; C arrays and int64 labels and order. A difference would compile
+    a second time."""
+    for inputs in ("uint8", "float32"):
+        epoch_arguments, predict_arguments = tiny_run(
+            (784, 7, 10), "float32", (0, 0, 2), (0.001, 0, 0.9, 0.999, 1e-8), 100, False, inputs
+        )
+        theta, state1, state2, X, labels, order, sizes = epoch_arguments[:7]
+        assert X.dtype == inputs and X.flags.c_contiguous
+        assert theta.dtype == state1.dtype == state2.dtype == np.float32
+        assert labels.dtype == order.dtype == sizes.dtype == np.int64
+        assert all(isinstance(value, float) for value in epoch_arguments[10:15])
+        assert predict_arguments[2].dtype == inputs and predict_arguments[2].flags.c_contiguous
