@@ -253,8 +253,8 @@ def dense_tile_backward_input(dA, dZ, W, dZ_T, sums, overwrite):
 def softmax_cross_entropy_tile(dZ, Z, labels, order, first):
     """Equals softmax_forward, cross_entropy_loss × count and output_error on the tile:
     (3) A = softmax(Z), (4) Σ_s −log A[s, y_s] read from the logits, (6) dZ = A − Y.
-    Returns the summed loss. Up to rounding: A is e times 1/Σe here, e / Σe there (in float32
-    they differ in the last bit for about one value in five)."""
+    Returns the summed loss. Up to rounding: A is e times 1/Σe here, e / Σe there, so in
+    float32 they can differ by two units in the last place (1/Σe is rounded once more)."""
     # Z (count, k) logits, labels (N,) -> dZ (count, k)
     count, k = Z.shape
     loss_sum = 0.0

@@ -217,9 +217,9 @@ def test_output_tiles_equal_the_per_equation_kernels(count):
     assert tile_math.count_correct_tile(Z, labels, order, 0) == expected_correct
 
 
-def test_the_softmax_tile_is_within_a_bit_of_softmax_forward_in_float32():
+def test_the_softmax_tile_is_within_two_bits_of_softmax_forward_in_float32():
     """The tile multiplies e by 1/Σe where softmax_forward divides e by Σe: in float32 they
-    may differ in the last bit, no more."""
+    may differ by two units in the last place (1/Σe is rounded once more), no more."""
     rng = np.random.default_rng(5)
     count, k = 64, 10
     Z = rng.normal(0, 3, (count, k)).astype(np.float32)
@@ -231,8 +231,8 @@ def test_the_softmax_tile_is_within_a_bit_of_softmax_forward_in_float32():
     expected_dZ = np.empty_like(A)
     output.output_error(expected_dZ, A, Y)
     others = Y.T == 0  # where dZ is A itself
-    assert np.all(np.abs(dZ - A.T)[others] <= np.spacing(A.T[others]))
-    assert np.abs(dZ - expected_dZ.T).max() <= np.spacing(np.float32(1))  # A − 1 at the label
+    assert np.all(np.abs(dZ - A.T)[others] <= 2 * np.spacing(A.T[others]))
+    assert np.abs(dZ - expected_dZ.T).max() <= 2 * np.spacing(np.float32(1))  # A − 1 at labels
 
 
 def test_gather_scales_pixels_as_training_did():
