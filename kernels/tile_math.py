@@ -34,8 +34,8 @@ scaled as it is read (gather_tile), so X can stay uint8 pixels (divided by 255) 
 (divided by 1: used as given).
 
 Mostly-zero images (MNIST) and a wide first layer: the first layer's (1), (8) and (9) run on
-the nonzero inputs alone, with W[1] transposed (tile_sparse.py, through sparse_tile_forward and
-sparse_tile_backward below); tile_plumbing.sparse_first_layer says when.
+the nonzero inputs alone, with W[1] transposed (tile_sparse.py, whose sparse_tile_forward and
+sparse_tile_backward tile_step receives by address); tile_plumbing.sparse_first_layer says when.
 
 tile_forward, (1) and (2) for every layer, serves training and prediction as one compiled
 function, which tile_step receives by its address (tile_plumbing.KernelAddress says why).
@@ -47,12 +47,6 @@ from .activations import sigmoid
 from .codes import CROSS_ENTROPY
 from .jit import addressed_kernel, inlined_kernel, kernel
 from .network import bias_view, hidden_backward, hidden_forward, weights_view
-from .tile_sparse import (
-    gather_nonzero,
-    sparse_backward,
-    sparse_forward,
-    transposed_weights_view,
-)
 
 TILE = 64  # samples a tile holds: 64 × 784 inputs, 200 KB in float32, stay in the core's cache
 UNIT_BLOCK = 10  # units whose weights stay in cache while the tile's samples pass them
@@ -181,12 +175,7 @@ def dense_tile_backward(dW, db, dZ, A, overwrite):
     # dZ (count, n_out), A (count, n_in) -> dW (n_out, n_in), db (n_out,), accumulated
     n_out, n_in = dW.shape
     count = A.shape[0]
-    if overwrite:
-        for j in range(n_out):
-            db[j] = 0
-    for s in range(count):
-        for j in range(n_out):
-            db[j] += dZ[s, j]
+    bias_tile_backward(db, dZ, overwrite)
     # forward: Z[s, j] = b[j] + Σ_i W[j, i]·A[s, i]  =>  ∂Z[s, j]/∂W[j, i] = A[s, i]
     for block_first in range(0, n_out, UNIT_BLOCK):
         block_last = min(n_out, block_first + UNIT_BLOCK)
@@ -230,6 +219,20 @@ def dense_tile_backward(dW, db, dZ, A, overwrite):
                 e = dZ[s, j]
                 for i in range(n_in):
                     g[i] += e * a[i]
+
+
+@inlined_kernel
+def bias_tile_backward(db, dZ, overwrite):
+    """Equals dense_backward's db before its division by m, added to db (or written over it, if
+    `overwrite`): (9) db[j] += Σ_s dZ[s, j]. For the dense and the sparse first layer alike."""
+    # dZ (count, n_out) -> db (n_out,), accumulated
+    count, n_out = dZ.shape
+    if overwrite:
+        for j in range(n_out):
+            db[j] = 0
+    for s in range(count):
+        for j in range(n_out):
+            db[j] += dZ[s, j]
 
 
 @inlined_kernel
@@ -338,7 +341,7 @@ def count_correct_tile(Z, labels, order, first):
 @kernel
 def scratch_size(sizes, sparse):
     """Numbers one tile's scratch holds: the dense part (dense_scratch_size) and, with a
-    `sparse` first layer, then gather_nonzero's values and sample_values (sparse_views)."""
+    `sparse` first layer, then gather_nonzero's values (tile_sparse.sparse_views)."""
     return dense_scratch_size(sizes) + (sparse_list_size(sizes[0]) if sparse else 0)
 
 
@@ -362,32 +365,11 @@ def sparse_list_size(n_in):
 
 @kernel
 def index_scratch_size(sizes, sparse):
-    """Integers one tile's index scratch holds: gather_nonzero's inputs, samples, counts and
-    input_counts with a `sparse` first layer (sparse_views), none otherwise."""
+    """Integers one tile's index scratch holds: gather_nonzero's lists of nonzero inputs and
+    samples and their lengths with a `sparse` first layer (tile_sparse.sparse_views), none
+    otherwise."""
     n_in = sizes[0]
     return sparse_list_size(n_in) + TILE + n_in if sparse else 0
-
-
-@inlined_kernel
-def sparse_views(scratch, indices, count, sizes):
-    """gather_nonzero's lists for a tile of `count` samples, by sample (input_values,
-    nonzero_inputs, inputs_per_sample) and by input (sample_values, nonzero_samples,
-    samples_per_input), cut from the end of the scratch and from the index scratch."""
-    # scratch (scratch_size(sizes, True),), indices (index_scratch_size(sizes, True),)
-    n_in = sizes[0]
-    at = dense_scratch_size(sizes)
-    by_sample = TILE * (n_in + 3)
-    input_values = tile_view(scratch, at, count, n_in + 3)
-    sample_values = tile_view(scratch, at + by_sample, n_in, count + 3)
-    nonzero_inputs = tile_view(indices, 0, count, n_in + 3)
-    nonzero_samples = tile_view(indices, by_sample, n_in, count + 3)
-    at = sparse_list_size(n_in)
-    inputs_per_sample = indices[at : at + count]
-    samples_per_input = indices[at + TILE : at + TILE + n_in]
-    return (
-        input_values, nonzero_inputs, inputs_per_sample,
-        sample_values, nonzero_samples, samples_per_input,
-    )  # fmt: skip
 
 
 @inlined_kernel
@@ -408,7 +390,8 @@ def tile_forward(scratch, theta, count, sizes, hidden, first_dense_layer):
     Scratch layout: A0 (TILE, n_in), then A[l] (TILE, sizes[l]) for l = 1..L; Z[l] is computed
     into A[l]'s place and activated there, so the backward pass takes g'(Z[l]) from A[l].
     tile_step puts its dZ and dA buffers, dZᵀ and the sums after them; with a sparse first
-    layer, A0's block is unused and the lists of the nonzero inputs come last (sparse_views)."""
+    layer, A0's block is unused and the lists of the nonzero inputs come last
+    (tile_sparse.sparse_views)."""
     n_layers = sizes.size - 1
     A_prev = tile_view(scratch, 0, count, sizes[0])
     offset = TILE * sizes[0]
@@ -424,42 +407,6 @@ def tile_forward(scratch, theta, count, sizes, hidden, first_dense_layer):
     return offset
 
 
-@addressed_kernel
-def sparse_tile_forward(scratch, indices, theta, X, order, first, count, sizes, divisor):
-    """Equals gather_tile, then dense_tile_forward(Z[1], W[1], b[1], A0), up to rounding, on
-    the tile's nonzero inputs (tile_sparse.py): their lists (gather_nonzero) into the end of
-    the scratch and the index scratch, then (1) Z[1] into A[1]'s block, where
-    tile_forward(…, first_dense_layer=2) goes on from. θ's first layer is transposed.
-    tile_step calls it by its address: a network that does not need it does not compile it."""
-    # theta (p,) with W[1]ᵀ (n_in, sizes[1]), X (N, n_in), order (N,) -> scratch, indices
-    (
-        input_values, nonzero_inputs, inputs_per_sample,
-        sample_values, nonzero_samples, samples_per_input,
-    ) = sparse_views(scratch, indices, count, sizes)  # fmt: skip
-    gather_nonzero(
-        input_values, nonzero_inputs, inputs_per_sample,
-        sample_values, nonzero_samples, samples_per_input, X, order, first, divisor,
-    )  # fmt: skip
-    Z = tile_view(scratch, TILE * sizes[0], count, sizes[1])
-    W_T, b = transposed_weights_view(theta, sizes), bias_view(theta, sizes, 1)
-    sparse_forward(Z, W_T, b, input_values, nonzero_inputs, inputs_per_sample)
-
-
-@addressed_kernel
-def sparse_tile_backward(dtheta, scratch, indices, count, sizes, dZ_at, overwrite):
-    """Equals dense_tile_backward(dW[1], db[1], dZ[1], A0, overwrite), up to rounding, on the
-    tile's nonzero inputs (tile_sparse.sparse_backward), from the lists sparse_tile_forward
-    made and dZ[1] at scratch[dZ_at:]; dθ's first layer is transposed like θ's. tile_step calls
-    it by its address, as sparse_tile_forward."""
-    # dtheta (p,) with dW[1]ᵀ (n_in, sizes[1]); scratch, indices -> dW[1]ᵀ, db[1] in dtheta
-    _, _, _, sample_values, nonzero_samples, samples_per_input = sparse_views(
-        scratch, indices, count, sizes
-    )
-    dW_T, db = transposed_weights_view(dtheta, sizes), bias_view(dtheta, sizes, 1)
-    dZ = tile_view(scratch, dZ_at, count, sizes[1])
-    sparse_backward(dW_T, db, dZ, sample_values, nonzero_samples, samples_per_input, overwrite)
-
-
 @inlined_kernel
 def tile_step(
     dtheta, scratch, indices, theta, X, labels, order, first, count, sizes, hidden, loss,
@@ -468,9 +415,9 @@ def tile_step(
     """Equals network.forward, batch_loss × count, count_correct and backward for the samples
     order[first:first + count], with the gradients added to dθ (or written over it, if
     `overwrite`) before their division by m and without L2 (12), which the update adds.
-    Returns (Σ loss, correct). `tile_forward`, `sparse_tile_forward` and
-    `sparse_tile_backward` are the kernels above, passed by their addresses. With `sparse`, the
-    first layer runs on the nonzero inputs (the sparse kernels), with θ's and dθ's first layer
+    Returns (Σ loss, correct). `tile_forward` (above), `sparse_tile_forward` and
+    `sparse_tile_backward` (tile_sparse.py) come by their addresses. With `sparse`, the first
+    layer runs on the nonzero inputs (the sparse kernels), with θ's and dθ's first layer
     transposed."""
     # theta, dtheta (p,) laid out as network.py says; scratch (scratch_size(sizes, sparse),),
     # indices (index_scratch_size(sizes, sparse),)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import typeof, types
 from numba.core.typing import Signature
 
-from . import tile_math, tile_threads
+from . import tile_math, tile_sparse, tile_threads
 from .jit import addressed_kernel
 
 
@@ -157,10 +157,10 @@ def kernel_addresses(theta, state1, state2, X, labels, order, sizes, sparse):
         vector, vector, indices, integer, sizes, integer, types.boolean
     )
     sparse_tile_forward = KernelAddress(
-        tile_math.sparse_tile_forward if sparse else not_sparse_forward, sparse_forward_signature
+        tile_sparse.sparse_tile_forward if sparse else not_sparse_forward, sparse_forward_signature
     )
     sparse_tile_backward = KernelAddress(
-        tile_math.sparse_tile_backward if sparse else not_sparse_backward,
+        tile_sparse.sparse_tile_backward if sparse else not_sparse_backward,
         sparse_backward_signature,
     )
     chunk_signature = types.Tuple((real, integer))(
@@ -183,12 +183,12 @@ def kernel_addresses(theta, state1, state2, X, labels, order, sizes, sparse):
 
 @addressed_kernel
 def not_sparse_forward(scratch, indices, theta, X, order, first, count, sizes, divisor):
-    """Stands in for tile_math.sparse_tile_forward when the first layer is dense: not called."""
+    """Stands in for tile_sparse.sparse_tile_forward when the first layer is dense: not called."""
 
 
 @addressed_kernel
 def not_sparse_backward(dtheta, scratch, indices, count, sizes, dZ_at, overwrite):
-    """Stands in for tile_math.sparse_tile_backward when the first layer is dense: not called."""
+    """Stands in for tile_sparse.sparse_tile_backward when the first layer is dense: not called."""
 
 
 @functools.cache

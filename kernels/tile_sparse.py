@@ -19,10 +19,16 @@ epoch and back after it; the update is elementwise and does not mind.
 
 Both come down to one loop, add_picked_rows: a row of Z plus rows of W_T picked by the
 sample's nonzero inputs, or a row of dW_T plus rows of dZ picked by the samples in which that
-input is nonzero, each picked row scaled by its input's value.
+input is nonzero, each picked row scaled by its input's value; (9) is tile_math's, as for a
+dense layer.
+
+sparse_tile_forward and sparse_tile_backward, at the end, run them on a tile's scratch, where
+tile_math.tile_step (which receives them by address) keeps everything else of the tile.
 """
 
-from .jit import inlined_kernel
+from .jit import addressed_kernel, inlined_kernel
+from .network import bias_view
+from .tile_math import TILE, bias_tile_backward, dense_scratch_size, sparse_list_size, tile_view
 
 
 @inlined_kernel
@@ -111,14 +117,9 @@ def sparse_backward(
     (8) dW_T[i, :] += Σ_{s: A0[s, i] ≠ 0} A0[s, i]·dZ[s, :] and (9) db[j] += Σ_s dZ[s, j]."""
     # dZ (count, n_out), the by-input lists of gather_nonzero
     # -> dW_T (n_in, n_out), db (n_out,), accumulated
-    count, n_out = dZ.shape
+    n_out = dZ.shape[1]
     n_in = dW_T.shape[0]
-    if overwrite:
-        for j in range(n_out):
-            db[j] = 0
-    for s in range(count):
-        for j in range(n_out):
-            db[j] += dZ[s, j]
+    bias_tile_backward(db, dZ, overwrite)  # (9)
     # forward: Z[s, j] = b[j] + Σ_i W_T[i, j]·A0[s, i]  =>  ∂Z[s, j]/∂W_T[i, j] = A0[s, i]
     for i in range(n_in):
         row = dW_T[i]
@@ -126,3 +127,61 @@ def sparse_backward(
             for j in range(n_out):
                 row[j] = 0
         add_picked_rows(row, dZ, nonzero_samples[i], sample_values[i], samples_per_input[i])
+
+
+@inlined_kernel
+def sparse_views(scratch, indices, count, sizes):
+    """gather_nonzero's lists for a tile of `count` samples, by sample (input_values,
+    nonzero_inputs, inputs_per_sample) and by input (sample_values, nonzero_samples,
+    samples_per_input), cut from the end of the scratch and from the index scratch."""
+    # scratch (scratch_size(sizes, True),), indices (index_scratch_size(sizes, True),)
+    n_in = sizes[0]
+    at = dense_scratch_size(sizes)
+    by_sample = TILE * (n_in + 3)
+    input_values = tile_view(scratch, at, count, n_in + 3)
+    sample_values = tile_view(scratch, at + by_sample, n_in, count + 3)
+    nonzero_inputs = tile_view(indices, 0, count, n_in + 3)
+    nonzero_samples = tile_view(indices, by_sample, n_in, count + 3)
+    at = sparse_list_size(n_in)
+    inputs_per_sample = indices[at : at + count]
+    samples_per_input = indices[at + TILE : at + TILE + n_in]
+    return (
+        input_values, nonzero_inputs, inputs_per_sample,
+        sample_values, nonzero_samples, samples_per_input,
+    )  # fmt: skip
+
+
+@addressed_kernel
+def sparse_tile_forward(scratch, indices, theta, X, order, first, count, sizes, divisor):
+    """Equals gather_tile, then dense_tile_forward(Z[1], W[1], b[1], A0), up to rounding, on
+    the tile's nonzero inputs: their lists (gather_nonzero) into the end of
+    the scratch and the index scratch, then (1) Z[1] into A[1]'s block, where
+    tile_forward(…, first_dense_layer=2) goes on from. θ's first layer is transposed.
+    tile_step calls it by its address: a network that does not need it does not compile it."""
+    # theta (p,) with W[1]ᵀ (n_in, sizes[1]), X (N, n_in), order (N,) -> scratch, indices
+    (
+        input_values, nonzero_inputs, inputs_per_sample,
+        sample_values, nonzero_samples, samples_per_input,
+    ) = sparse_views(scratch, indices, count, sizes)  # fmt: skip
+    gather_nonzero(
+        input_values, nonzero_inputs, inputs_per_sample,
+        sample_values, nonzero_samples, samples_per_input, X, order, first, divisor,
+    )  # fmt: skip
+    Z = tile_view(scratch, TILE * sizes[0], count, sizes[1])
+    W_T, b = transposed_weights_view(theta, sizes), bias_view(theta, sizes, 1)
+    sparse_forward(Z, W_T, b, input_values, nonzero_inputs, inputs_per_sample)
+
+
+@addressed_kernel
+def sparse_tile_backward(dtheta, scratch, indices, count, sizes, dZ_at, overwrite):
+    """Equals dense_tile_backward(dW[1], db[1], dZ[1], A0, overwrite), up to rounding, on the
+    tile's nonzero inputs (sparse_backward), from the lists sparse_tile_forward
+    made and dZ[1] at scratch[dZ_at:]; dθ's first layer is transposed like θ's. tile_step calls
+    it by its address, as sparse_tile_forward."""
+    # dtheta (p,) with dW[1]ᵀ (n_in, sizes[1]); scratch, indices -> dW[1]ᵀ, db[1] in dtheta
+    _, _, _, sample_values, nonzero_samples, samples_per_input = sparse_views(
+        scratch, indices, count, sizes
+    )
+    dW_T, db = transposed_weights_view(dtheta, sizes), bias_view(dtheta, sizes, 1)
+    dZ = tile_view(scratch, dZ_at, count, sizes[1])
+    sparse_backward(dW_T, db, dZ, sample_values, nonzero_samples, samples_per_input, overwrite)

@@ -10,8 +10,8 @@ sums the rows in chunk order, divides by m, adds (12) and updates θ, each itera
 it owns (and (12)'s loss term of the block's weights, before the update). So 1 thread and 2
 threads add the same numbers in the same order and give bit-identical weights.
 
-chunk_gradient, update_block and tile_math's tile_forward, sparse_tile_forward and
-sparse_tile_backward reach parallel_epoch (and tile_forward forward_tiles) as the addresses of
+chunk_gradient, update_block, tile_math's tile_forward and tile_sparse's sparse_tile_forward
+and sparse_tile_backward reach parallel_epoch (and tile_forward forward_tiles) as the addresses of
 their machine code (tile_plumbing.KernelAddress says why), so they arrive as arguments.
 """
 
@@ -116,9 +116,8 @@ def parallel_epoch(
     """network.train_epoch's loop over the steps, X divided by `divisor` as it is read (255 for
     uint8 pixels, 1 for floats). With `sparse`, θ and its state arrive with the first layer's
     weights transposed (dθ is made so), and that layer's (1), (8), (9) run on the nonzero
-    inputs (tile_sparse.py). Each step runs its
-    parallel loop twice: over the chunks, every chunk's summed gradient (8), (9); then over the
-    blocks of θ, dθ, (12) and the update."""
+    inputs (tile_sparse.py). Each step runs its parallel loop twice: over the chunks, every
+    chunk's summed gradient (8), (9); then over the blocks of θ, dθ, (12) and the update."""
     n_samples = order.size
     p = theta.size
     capacity = min(batch_size, n_samples)

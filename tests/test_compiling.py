@@ -25,7 +25,7 @@ import numpy as np
 from numba import NumbaPerformanceWarning
 warnings.simplefilter("error", NumbaPerformanceWarning)  # e.g. a prange it could not parallelise
 import fastnn.training
-from fastnn.kernels import tile_math, tile_threads
+from fastnn.kernels import tile_math, tile_sparse, tile_threads
 from fastnn.model import init_network
 sizes = tuple(int(n) for n in sys.argv[1].split("-"))
 activation, loss, optimizer = sys.argv[2:5]
@@ -46,8 +46,8 @@ dispatchers = {
     "chunk_gradient": tile_threads.chunk_gradient, "update_block": tile_threads.update_block,
     "parallel_epoch": tile_threads.parallel_epoch, "forward_tiles": tile_threads.forward_tiles,
     "tile_forward": tile_math.tile_forward,
-    "sparse_tile_forward": tile_math.sparse_tile_forward,
-    "sparse_tile_backward": tile_math.sparse_tile_backward,
+    "sparse_tile_forward": tile_sparse.sparse_tile_forward,
+    "sparse_tile_backward": tile_sparse.sparse_tile_backward,
     "dense_tile_forward": tile_math.dense_tile_forward, "tile_step": tile_math.tile_step,
 }
 print(json.dumps({
