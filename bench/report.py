@@ -165,20 +165,20 @@ def arithmetic_table(results: dict) -> list[str]:
     if not rates:
         return []
     names = implementation_columns(rates)
-    shares = ["numba", *([ZEROS_SKIPPED] if ZEROS_SKIPPED in names else [])]
+    skipped = ZEROS_SKIPPED in names
+    shares = ["numba", ZEROS_SKIPPED] if skipped else ["numba"]
     header = ["group", *names, "peak (probe)", *(f"{name} / peak" for name in shares)]
     lines = [
         f"Multiply-adds per second: an epoch's (1) Z = W·A, (8) dW = dZ·Aᵀ and (10) dA = Wᵀ·dZ "
         f"over its samples, divided by the median time. The peak is the probe's: the tile "
         f"with its data in cache, on every thread ({format_rate(peak)}).",
-        *(
-            [
-                f"`{ZEROS_SKIPPED}` counts only the multiply-adds numba does: with a wide first "
-                f"layer and mostly-zero images it skips the zero pixels' (kernels/tile_sparse.py)."
-            ]
-            if ZEROS_SKIPPED in names
-            else []
-        ),
+    ]
+    if skipped:
+        lines.append(
+            f"`{ZEROS_SKIPPED}` counts only the multiply-adds numba does: with a wide first "
+            f"layer and mostly-zero images it skips the zero pixels' (kernels/tile_sparse.py)."
+        )
+    lines += [
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" + "---:|" * (len(header) - 1),

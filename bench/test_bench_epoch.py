@@ -210,8 +210,8 @@ def test_epoch(benchmark, request, epoch_data, case, implementation):
         return
     benchmark.extra_info["multiply_adds"] = case.multiply_adds(len(order))
     if implementation == "numba" and sparse_first_layer(epoch_data.images, np.array(case.sizes)):
-        images = epoch_data.images[order]
-        share = np.count_nonzero(images) / images.size
+        per_row = np.count_nonzero(epoch_data.images, axis=1)  # no copy of the images
+        share = per_row[order].sum() / (len(order) * epoch_data.images.shape[1])
         benchmark.extra_info["performed_multiply_adds"] = case.multiply_adds(len(order), share)
 
     train = trainer(implementation, case, epoch_data)
